@@ -1,0 +1,1 @@
+"""Model analysis: parameters and FLOPs, reference parity."""

@@ -1,0 +1,29 @@
+"""Parameter and FLOP counts. FLOPs come from ``torch.utils.flop_counter`` (2 per multiply-add:
+convs, linears, matmuls, attention) on a shape-only (meta) model, so counting costs no compute."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """Forward FLOPs of one batch of shape ``input_size`` (N, C, H, W), in eval mode.
+
+    The model may live on the meta device; the input is put on the model's device.
+    """
+    device = next(model.parameters()).device
+    x = torch.empty(*input_size, device=device) if device.type == "meta" else torch.zeros(*input_size, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())

@@ -1,0 +1,168 @@
+"""The one interface every model has, and the config every family's config extends.
+
+``forward(x) = forward_head(forward_features(x))``; ``forward_head(x, pre_logits=True)`` gives the
+pooled feature vector; ``reset_classifier(n)`` swaps the head(s) named in ``head_layers``;
+``stem_conv`` names the stem conv (for adapting ``in_chans`` of pretrained weights).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InputShapeError
+
+if TYPE_CHECKING:
+    from .registry import ModelInfo
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every family has. Family configs subclass this and add their own."""
+
+    num_classes: int = 1000
+    in_chans: int = 3
+
+    def validate(self, model: str) -> None:
+        for key in ("num_classes", "in_chans"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{model}: {key} must be an int, got {value!r} ({type(value).__name__})")
+        if self.num_classes < 0:
+            raise ConfigError(f"{model}: num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
+        if self.in_chans < 1:
+            raise ConfigError(f"{model}: in_chans must be >= 1, got {self.in_chans}")
+        for key in ("drop_rate", "drop_path_rate"):
+            value = getattr(self, key, None)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"{model}: {key} must be in [0, 1), got {value}")
+
+
+class Classifier(nn.Module):
+    """Base class of every registered model."""
+
+    stem_conv: ClassVar[str] = ""  # dotted name of the stem conv ("first_conv" in the metadata)
+    head_layers: ClassVar[tuple[str, ...]] = ()  # dotted names of the head layer(s), main head first
+    conv_head: ClassVar[bool] = False  # the main head is a 1x1 conv on the pooled (N, C, 1, 1) map
+    info: ModelInfo  # set by create_model
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = cfg.num_classes
+        self.in_chans = cfg.in_chans
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.jit.is_scripting() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
+            self.check_input(x)
+        return self.forward_head(self.forward_features(x))
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Main logits and the auxiliary heads' logits (empty for models without them)."""
+        return self.forward(x), []
+
+    num_features: int  # width of the pooled feature vector the main head reads; set by each family
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace every head with a fresh one of ``num_classes`` outputs (0: identity, pre-logits)."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ConfigError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        if not hasattr(self, "_head_in"):  # in-features of each head, remembered before any is removed
+            self._head_in = {
+                name: (self.num_features, self.conv_head)
+                if isinstance(self.get_submodule(name), nn.Identity)
+                else _head_shape(self.get_submodule(name))
+                for name in self.head_layers
+            }
+        for name in self.head_layers:
+            parent, _, leaf = name.rpartition(".")
+            setattr(self.get_submodule(parent) if parent else self, leaf, _make_head(*self._head_in[name], num_classes))
+        self.num_classes = num_classes
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """One clear error for an input this model cannot take, instead of a deep shape traceback."""
+        name = getattr(getattr(self, "info", None), "name", type(self).__name__)
+        if not isinstance(x, torch.Tensor):
+            raise InputShapeError(f"{name} expects a tensor of shape (N, {self.in_chans}, H, W), got {type(x).__name__}")
+        if x.ndim != 4:
+            raise InputShapeError(
+                f"{name} expects a batch of shape (N, {self.in_chans}, H, W), got shape {tuple(x.shape)}"
+                + (" (add a batch dimension: x.unsqueeze(0))" if x.ndim == 3 else "")
+            )
+        if x.shape[1] != self.in_chans:
+            raise InputShapeError(
+                f"{name} was built for {self.in_chans}-channel input, got {x.shape[1]} channels "
+                f"(shape {tuple(x.shape)}); build it with in_chans={x.shape[1]} or convert the images"
+            )
+        default = getattr(getattr(self, "info", None), "input_size", None)
+        if default is not None and x.shape[2] >= default[1] and x.shape[3] >= default[2]:
+            return  # at or above the reference size: nothing to check
+        low = min_input_size(self)
+        if x.shape[2] < low or x.shape[3] < low:
+            raise InputShapeError(
+                f"{name} needs inputs of at least {low}x{low} pixels, got {x.shape[2]}x{x.shape[3]}; "
+                f"resize the images (its reference size is {default[1]}x{default[2]})"
+                if default
+                else f"{name} needs inputs of at least {low}x{low} pixels, got {x.shape[2]}x{x.shape[3]}"
+            )
+
+
+def _head_shape(head: nn.Module) -> tuple[int, bool]:
+    """(in-features, is a 1x1 conv) of a head layer."""
+    if isinstance(head, nn.Linear):
+        return head.in_features, False
+    if isinstance(head, nn.Conv2d):
+        return head.in_channels, True
+    raise TypeError(f"classifier layer must be Linear or Conv2d, got {type(head).__name__}")
+
+
+def _make_head(in_features: int, conv: bool, num_classes: int) -> nn.Module:
+    if num_classes == 0:
+        return nn.Identity()
+    if conv:
+        return nn.Conv2d(in_features, num_classes, 1, bias=True)
+    return nn.Linear(in_features, num_classes)
+
+
+def min_input_size(model: Classifier) -> int:
+    """Smallest square input the model's layers accept, found by shape-only (meta) forward passes."""
+    key = (type(model), model.cfg)
+    return _min_input_size(*key)
+
+
+@functools.lru_cache(maxsize=256)
+def _min_input_size(cls: type[Classifier], cfg: ModelConfig) -> int:
+    with torch.device("meta"):
+        probe = cls(cfg).eval()
+
+    def fits(size: int) -> bool:
+        try:
+            with torch.no_grad():
+                probe.forward_head(probe.forward_features(torch.empty(1, cfg.in_chans, size, size, device="meta")))
+            return True
+        except RuntimeError:
+            return False
+
+    hi = 8
+    while not fits(hi):
+        hi *= 2
+        if hi > 4096:
+            return hi
+    lo = 0  # does not fit (or is nothing)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -1,0 +1,210 @@
+"""The model registry: a name -> (family class, default config, metadata) table.
+
+A family file decorates its model class with ``@register_model(...)`` once per group of variants
+that share metadata; each variant is a row of data (a config dataclass), not a subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from ..errors import ConfigError, UnknownModelError, did_you_mean
+from .base import Classifier, ModelConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything known about a registered model without building it."""
+
+    name: str
+    family: str
+    paper: str
+    year: int
+    model_cls: type[Classifier]
+    config: ModelConfig  # the variant's defaults
+    input_size: tuple[int, int, int]  # (C, H, W) of the paper / reference
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875  # eval: resize to size / crop_pct, then center-crop `size`
+
+    @property
+    def first_conv(self) -> str:
+        return self.model_cls.stem_conv
+
+    @property
+    def classifier(self) -> tuple[str, ...]:
+        return self.model_cls.head_layers
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def in_chans(self) -> int:
+        return self.config.in_chans
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "paper": self.paper,
+            "year": self.year,
+            "input_size": list(self.input_size),
+            "num_classes": self.num_classes,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+            "first_conv": self.first_conv,
+            "classifier": list(self.classifier),
+            "config": dataclasses.asdict(self.config),
+        }
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+C = TypeVar("C", bound=type[Classifier])
+
+
+def register_model(
+    variants: Mapping[str, ModelConfig],
+    *,
+    family: str,
+    paper: str,
+    year: int,
+    input_size: tuple[int, int, int] = (3, 224, 224),
+    **meta: Any,
+) -> Callable[[C], C]:
+    """Class decorator: register every ``name -> config`` row of ``variants`` for this class.
+
+    Refuses a name that is already registered. ``input_size`` gives (C, H, W); its channel count
+    is replaced by each config's ``in_chans``.
+    """
+
+    def decorate(cls: C) -> C:
+        for name, config in variants.items():
+            if name in _REGISTRY:
+                raise ValueError(f"model {name!r} is registered twice ({_REGISTRY[name].model_cls.__name__} and {cls.__name__})")
+            if not isinstance(config, ModelConfig):
+                raise TypeError(f"variant {name!r} of {cls.__name__}: config must be a ModelConfig, got {type(config).__name__}")
+            size = (config.in_chans, input_size[1], input_size[2])
+            _REGISTRY[name] = ModelInfo(name, family, paper, year, cls, config, size, **meta)
+        return cls
+
+    return decorate
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern (``'resnet*'``), sorted naturally."""
+    _ensure_loaded()
+    names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(names, key=_natural_key)
+
+
+def model_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model {name!r}{did_you_mean(str(name), _REGISTRY)} (`imgcls models` lists them all)")
+    return _REGISTRY[name]
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    device: torch.device | str | None = None,
+    **overrides: Any,
+) -> Classifier:
+    """Build a registered model.
+
+    ``num_classes`` / ``in_chans`` default to the variant's own (1000 / 3 for the ImageNet models,
+    10 for the CIFAR ones, 10 / 1 for LeNet-5). Every field of the family's config dataclass can be
+    overridden by name (``act="gelu"``, ``drop_rate=0.2`` ...); an unknown name is refused with the
+    nearest valid one. ``device="meta"`` builds a shape-only model (used for FLOP counting).
+    """
+    info = model_info(name)
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if in_chans is not None:
+        overrides["in_chans"] = in_chans
+    config = resolve_config(info, overrides)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = info.model_cls(config)
+    model.info = dataclasses.replace(info, config=config, input_size=(config.in_chans, *info.input_size[1:]))
+    return model
+
+
+def resolve_config(info: ModelInfo, overrides: Mapping[str, Any]) -> ModelConfig:
+    """The variant's config with ``overrides`` applied and type-checked."""
+    fields = {f.name: f for f in dataclasses.fields(info.config)}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{info.name} has no option {key!r}{did_you_mean(key, fields)} "
+                f"(its options: {', '.join(sorted(fields))})"
+            )
+        default = getattr(info.config, key)
+        overrides = {**overrides, key: _coerce(info.name, key, value, default)}
+    config = dataclasses.replace(info.config, **overrides)
+    config.validate(info.name)
+    return config
+
+
+def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
+    """Check an override against the type of its default; accept strings from the command line."""
+    if default is None or value is None:
+        return value
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        try:
+            if kind is bool:
+                if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                return value.lower() in {"true", "1", "yes"}
+            if kind in (tuple, list):
+                return kind(type(default[0])(v) for v in value.split(",")) if default else kind(value.split(","))
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"{model}: option {key}={value!r} is not a valid {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool) or kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+    if kind in (tuple, list) and isinstance(value, (tuple, list)):
+        return kind(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    """Import the family modules (they register themselves) on first use of the registry."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import zoo  # noqa: F401
