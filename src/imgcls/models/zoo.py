@@ -1,3 +1,3 @@
 """Imports every family module so that each registers its variants."""
 
-from . import alexnet, googlenet, inception, lenet, vgg  # noqa: F401
+from . import alexnet, googlenet, inception, lenet, resnet, vgg  # noqa: F401
