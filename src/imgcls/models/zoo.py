@@ -1,3 +1,13 @@
 """Imports every family module so that each registers its variants."""
 
-from . import alexnet, googlenet, inception, lenet, resnet, vgg  # noqa: F401
+from . import (  # noqa: F401
+    alexnet,
+    densenet,
+    googlenet,
+    inception,
+    lenet,
+    preact_resnet,
+    resnet,
+    vgg,
+    xception,
+)
