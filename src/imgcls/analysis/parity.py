@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .complexity import count_flops, count_params
+from .complexity import count_params
 
 
 def fill_value(key: str, index: int, like: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,9 @@ class ParityReport:
 
     @property
     def logits_ok(self) -> bool:
-        return self.tolerance is None or (self.max_abs_diff is not None and self.max_abs_diff <= self.tolerance)
+        return self.tolerance is None or (
+            self.max_abs_diff is not None and self.max_abs_diff <= self.tolerance
+        )
 
     @property
     def flops_rel_err(self) -> float:
@@ -92,7 +94,9 @@ def state_dict_report(model: nn.Module, manifest: dict[str, Any]) -> ParityRepor
     return rep
 
 
-def logits_diff(model: nn.Module, manifest: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> float:
+def logits_diff(
+    model: nn.Module, manifest: dict[str, Any], state: dict[str, torch.Tensor] | None = None
+) -> float:
     """max |ours - reference| of the logits, with the model filled by the rule (strict load)."""
     model.load_state_dict(state if state is not None else filled_state_dict(model.state_dict()), strict=True)
     model.eval()

@@ -3,4 +3,12 @@
 from .base import Classifier, ModelConfig
 from .registry import ModelInfo, create_model, list_models, model_info, register_model
 
-__all__ = ["Classifier", "ModelConfig", "ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = [
+    "Classifier",
+    "ModelConfig",
+    "ModelInfo",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]

@@ -45,13 +45,15 @@ class AlexNetConfig(ModelConfig):
 @register_model(
     {"alexnet": AlexNetConfig()},
     family="alexnet",
-    paper="ImageNet Classification with Deep Convolutional Neural Networks (Krizhevsky et al.)",
+    paper="ImageNet Classification with Deep Convolutional Neural Networks",
+    authors="Krizhevsky et al.",
     year=2012,
 )
 @register_model(
     {"zfnet": AlexNetConfig(convs=ZFNET_CONVS)},
     family="alexnet",
-    paper="Visualizing and Understanding Convolutional Networks (Zeiler & Fergus)",
+    paper="Visualizing and Understanding Convolutional Networks",
+    authors="Zeiler & Fergus",
     year=2013,
 )
 class AlexNet(Classifier):

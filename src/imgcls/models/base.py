@@ -33,7 +33,9 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{model}: {key} must be an int, got {value!r} ({type(value).__name__})")
         if self.num_classes < 0:
-            raise ConfigError(f"{model}: num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
+            raise ConfigError(
+                f"{model}: num_classes must be >= 0 (0 = no classifier), got {self.num_classes}"
+            )
         if self.in_chans < 1:
             raise ConfigError(f"{model}: in_chans must be >= 1, got {self.in_chans}")
         for key in ("drop_rate", "drop_path_rate"):
@@ -68,8 +70,13 @@ class Classifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Main logits and the auxiliary heads' logits (empty for models without them)."""
-        return self.forward(x), []
+        """Main logits and the auxiliary heads' logits (empty for models without them); for training."""
+        if not (torch.jit.is_scripting() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
+            self.check_input(x, aux=True)
+        return self._forward_with_aux(x)
+
+    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.forward_head(self.forward_features(x)), []
 
     num_features: int  # width of the pooled feature vector the main head reads; set by each family
 
@@ -86,14 +93,20 @@ class Classifier(nn.Module):
             }
         for name in self.head_layers:
             parent, _, leaf = name.rpartition(".")
-            setattr(self.get_submodule(parent) if parent else self, leaf, _make_head(*self._head_in[name], num_classes))
+            setattr(
+                self.get_submodule(parent) if parent else self,
+                leaf,
+                _make_head(*self._head_in[name], num_classes),
+            )
         self.num_classes = num_classes
 
-    def check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor, aux: bool = False) -> None:
         """One clear error for an input this model cannot take, instead of a deep shape traceback."""
         name = getattr(getattr(self, "info", None), "name", type(self).__name__)
         if not isinstance(x, torch.Tensor):
-            raise InputShapeError(f"{name} expects a tensor of shape (N, {self.in_chans}, H, W), got {type(x).__name__}")
+            raise InputShapeError(
+                f"{name} expects a tensor of shape (N, {self.in_chans}, H, W), got {type(x).__name__}"
+            )
         if x.ndim != 4:
             raise InputShapeError(
                 f"{name} expects a batch of shape (N, {self.in_chans}, H, W), got shape {tuple(x.shape)}"
@@ -107,7 +120,7 @@ class Classifier(nn.Module):
         default = getattr(getattr(self, "info", None), "input_size", None)
         if default is not None and x.shape[2] >= default[1] and x.shape[3] >= default[2]:
             return  # at or above the reference size: nothing to check
-        low = min_input_size(self)
+        low = min_input_size(self, aux)
         if x.shape[2] < low or x.shape[3] < low:
             raise InputShapeError(
                 f"{name} needs inputs of at least {low}x{low} pixels, got {x.shape[2]}x{x.shape[3]}; "
@@ -134,21 +147,22 @@ def _make_head(in_features: int, conv: bool, num_classes: int) -> nn.Module:
     return nn.Linear(in_features, num_classes)
 
 
-def min_input_size(model: Classifier) -> int:
-    """Smallest square input the model's layers accept, found by shape-only (meta) forward passes."""
-    key = (type(model), model.cfg)
-    return _min_input_size(*key)
+def min_input_size(model: Classifier, aux: bool = False) -> int:
+    """Smallest square input the model's layers accept (with ``aux``: its auxiliary heads too),
+    found by shape-only (meta device) forward passes; cached per architecture and config."""
+    return _min_input_size(type(model), model.cfg, aux)
 
 
 @functools.lru_cache(maxsize=256)
-def _min_input_size(cls: type[Classifier], cfg: ModelConfig) -> int:
+def _min_input_size(cls: type[Classifier], cfg: ModelConfig, aux: bool) -> int:
     with torch.device("meta"):
         probe = cls(cfg).eval()
 
     def fits(size: int) -> bool:
+        x = torch.empty(2, cfg.in_chans, size, size, device="meta")
         try:
             with torch.no_grad():
-                probe.forward_head(probe.forward_features(torch.empty(1, cfg.in_chans, size, size, device="meta")))
+                probe._forward_with_aux(x) if aux else probe.forward_head(probe.forward_features(x))
             return True
         except RuntimeError:
             return False

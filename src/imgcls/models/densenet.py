@@ -45,7 +45,9 @@ class DenseLayer(nn.Module):
 
 class DenseBlock(nn.ModuleDict):
     def __init__(self, num_layers: int, in_chs: int, c: DenseNetConfig) -> None:
-        super().__init__({f"denselayer{i + 1}": DenseLayer(in_chs + i * c.growth_rate, c) for i in range(num_layers)})
+        super().__init__(
+            {f"denselayer{i + 1}": DenseLayer(in_chs + i * c.growth_rate, c) for i in range(num_layers)}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
@@ -71,7 +73,8 @@ class Transition(nn.Sequential):
         "densenet201": DenseNetConfig(block_config=(6, 12, 48, 32)),
     },
     family="densenet",
-    paper="Densely Connected Convolutional Networks (Huang et al.)",
+    paper="Densely Connected Convolutional Networks",
+    authors="Huang et al.",
     year=2017,
 )
 class DenseNet(Classifier):

@@ -70,7 +70,8 @@ class InceptionAux(nn.Module):
 @register_model(
     {"googlenet": GoogLeNetConfig()},
     family="googlenet",
-    paper="Going Deeper with Convolutions (Szegedy et al.)",
+    paper="Going Deeper with Convolutions",
+    authors="Szegedy et al.",
     year=2015,
 )
 class GoogLeNet(Classifier):
@@ -130,9 +131,8 @@ class GoogLeNet(Classifier):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not self.cfg.aux_logits:
-            return self.forward(x), []
-        self.check_input(x)
+            return self.forward_head(self.forward_features(x)), []
         aux: list[torch.Tensor] = []
         return self.forward_head(self._trunk(x, aux)), aux

@@ -136,7 +136,8 @@ class InceptionAux(nn.Module):
 @register_model(
     {"inception_v3": InceptionConfig()},
     family="inception",
-    paper="Rethinking the Inception Architecture for Computer Vision (Szegedy et al.)",
+    paper="Rethinking the Inception Architecture for Computer Vision",
+    authors="Szegedy et al.",
     year=2016,
     input_size=(3, 299, 299),
     crop_pct=299 / 342,
@@ -194,10 +195,9 @@ class InceptionV3(Classifier):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not self.cfg.aux_logits:
-            return self.forward(x), []
-        self.check_input(x)
+            return self.forward_head(self.forward_features(x)), []
         aux: list[torch.Tensor] = []
         return self.forward_head(self._trunk(x, aux)), aux
 
@@ -222,7 +222,10 @@ class Mixed4a(nn.Module):
         super().__init__()
         self.branch0 = nn.Sequential(conv(160, 64, 1), conv(64, 96, 3))
         self.branch1 = nn.Sequential(
-            conv(160, 64, 1), conv(64, 64, (1, 7), padding=(0, 3)), conv(64, 64, (7, 1), padding=(3, 0)), conv(64, 96, 3)
+            conv(160, 64, 1),
+            conv(64, 64, (1, 7), padding=(0, 3)),
+            conv(64, 64, (7, 1), padding=(3, 0)),
+            conv(64, 96, 3),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,7 +258,9 @@ class ReductionA(nn.Module):  # Figure 7, k=192 l=224 m=256 n=384
     def __init__(self, conv: partial) -> None:
         super().__init__()
         self.branch0 = conv(384, 384, 3, stride=2)
-        self.branch1 = nn.Sequential(conv(384, 192, 1), conv(192, 224, 3, padding=1), conv(224, 256, 3, stride=2))
+        self.branch1 = nn.Sequential(
+            conv(384, 192, 1), conv(192, 224, 3, padding=1), conv(224, 256, 3, stride=2)
+        )
         self.branch2 = nn.MaxPool2d(3, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -331,7 +336,8 @@ class BlockC(nn.Module):  # Figure 6: 8x8
 @register_model(
     {"inception_v4": InceptionConfig(aux_logits=False, drop_rate=0.2)},
     family="inception",
-    paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning (Szegedy et al.)",
+    paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
+    authors="Szegedy et al.",
     year=2017,
     input_size=(3, 299, 299),
     mean=INCEPTION_MEAN,

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 
 LayerFactory = Callable[..., nn.Module]
+RELU: LayerFactory = partial(nn.ReLU, inplace=True)
 
 _ACTS: dict[str, LayerFactory] = {
     "relu": partial(nn.ReLU, inplace=True),
@@ -32,7 +33,9 @@ _ACTS: dict[str, LayerFactory] = {
 def get_act(name: str) -> LayerFactory:
     """An activation factory by name: ``get_act('gelu')()``."""
     if name not in _ACTS:
-        raise ConfigError(f"unknown activation {name!r}{did_you_mean(name, _ACTS)} (choose from {', '.join(_ACTS)})")
+        raise ConfigError(
+            f"unknown activation {name!r}{did_you_mean(name, _ACTS)} (choose from {', '.join(_ACTS)})"
+        )
     return _ACTS[name]
 
 
@@ -55,7 +58,9 @@ _NORMS: dict[str, Callable[..., nn.Module]] = {
 def get_norm(name: str, eps: float = 1e-5) -> Callable[[int], nn.Module]:
     """A 2-D normalisation factory by name, called with the channel count."""
     if name not in _NORMS:
-        raise ConfigError(f"unknown norm {name!r}{did_you_mean(name, _NORMS)} (choose from {', '.join(_NORMS)})")
+        raise ConfigError(
+            f"unknown norm {name!r}{did_you_mean(name, _NORMS)} (choose from {', '.join(_NORMS)})"
+        )
     return partial(_NORMS[name], eps=eps)
 
 
@@ -71,11 +76,13 @@ class ConvNormAct(nn.Module):
         padding: int | tuple[int, int] | None = None,
         groups: int = 1,
         norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
-        act: LayerFactory | None = partial(nn.ReLU, inplace=True),
+        act: LayerFactory | None = RELU,
     ) -> None:
         super().__init__()
         if padding is None:  # 'same' for odd kernels at stride 1
-            padding = tuple(k // 2 for k in kernel_size) if isinstance(kernel_size, tuple) else kernel_size // 2
+            padding = (
+                tuple(k // 2 for k in kernel_size) if isinstance(kernel_size, tuple) else kernel_size // 2
+            )
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = norm(out_chs)
         self.act = act() if act is not None else nn.Identity()
@@ -91,7 +98,7 @@ class SqueezeExcite(nn.Module):
         self,
         channels: int,
         rd_channels: int,
-        act: LayerFactory = partial(nn.ReLU, inplace=True),
+        act: LayerFactory = RELU,
         gate: LayerFactory = nn.Sigmoid,
     ) -> None:
         super().__init__()

@@ -36,7 +36,8 @@ class LeNetConfig(ModelConfig):
 @register_model(
     {"lenet5": LeNetConfig()},
     family="lenet",
-    paper="Gradient-based learning applied to document recognition (LeCun et al.)",
+    paper="Gradient-based learning applied to document recognition",
+    authors="LeCun et al.",
     year=1998,
     input_size=(1, 32, 32),
     mean=MNIST_MEAN,

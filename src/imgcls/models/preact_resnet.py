@@ -38,7 +38,9 @@ class PreActConfig(ModelConfig):
         if self.block not in ("basic", "bottleneck") or self.stem not in ("imagenet", "cifar"):
             raise ConfigError(f"{model}: block must be basic|bottleneck and stem imagenet|cifar")
         if len(self.layers) != len(self.widths):
-            raise ConfigError(f"{model}: layers {self.layers} and widths {self.widths} must have the same length")
+            raise ConfigError(
+                f"{model}: layers {self.layers} and widths {self.widths} must have the same length"
+            )
 
 
 class DownsampleConv(nn.Module):
@@ -58,7 +60,9 @@ class PreActBlock(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int, c: PreActConfig, drop_path: float) -> None:
         super().__init__()
         norm, act = get_norm(c.norm), get_act(c.act)
-        self.downsample = DownsampleConv(in_chs, out_chs, stride) if stride != 1 or in_chs != out_chs else None
+        self.downsample = (
+            DownsampleConv(in_chs, out_chs, stride) if stride != 1 or in_chs != out_chs else None
+        )
         self.bottleneck = c.block == "bottleneck"
         mid = out_chs // 4 if self.bottleneck else out_chs
         self.norm1 = norm(in_chs)
@@ -121,13 +125,14 @@ class Head(nn.Module):
         self.fc = nn.Conv2d(chs, num_classes, 1) if num_classes > 0 else nn.Identity()
 
 
-CIFAR = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
+CIFAR = {"input_size": (3, 32, 32), "mean": CIFAR_MEAN, "std": CIFAR_STD, "crop_pct": 1.0}
 
 
 @register_model(
     {"resnetv2_50": PreActConfig()},
     family="preact_resnet",
-    paper="Identity Mappings in Deep Residual Networks (He et al.)",
+    paper="Identity Mappings in Deep Residual Networks",
+    authors="He et al.",
     year=2016,
     interpolation="bicubic",
 )
@@ -138,18 +143,25 @@ CIFAR = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.
         )
     },
     family="preact_resnet",
-    paper="Identity Mappings in Deep Residual Networks (He et al.), CIFAR",
+    paper="Identity Mappings in Deep Residual Networks (CIFAR)",
+    authors="He et al.",
     year=2016,
     **CIFAR,
 )
 @register_model(
     {
         "wrn28_10": PreActConfig(
-            num_classes=10, block="basic", layers=(4, 4, 4), widths=(160, 320, 640), stem="cifar", stem_width=16
+            num_classes=10,
+            block="basic",
+            layers=(4, 4, 4),
+            widths=(160, 320, 640),
+            stem="cifar",
+            stem_width=16,
         )
     },
     family="preact_resnet",
-    paper="Wide Residual Networks (Zagoruyko & Komodakis)",
+    paper="Wide Residual Networks",
+    authors="Zagoruyko & Komodakis",
     year=2016,
     **CIFAR,
 )
@@ -167,7 +179,9 @@ class PreActResNet(Classifier):
             blocks = []
             for j in range(depth):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(PreActBlock(chs, width, stride, cfg, cfg.drop_path_rate * index / max(total - 1, 1)))
+                blocks.append(
+                    PreActBlock(chs, width, stride, cfg, cfg.drop_path_rate * index / max(total - 1, 1))
+                )
                 chs, index = width, index + 1
             stages.append(Stage(blocks))
         self.stages = nn.Sequential(*stages)

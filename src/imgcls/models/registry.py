@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,7 +35,8 @@ class ModelInfo:
 
     name: str
     family: str
-    paper: str
+    paper: str  # title
+    authors: str  # "He et al."
     year: int
     model_cls: type[Classifier]
     config: ModelConfig  # the variant's defaults
@@ -66,6 +67,7 @@ class ModelInfo:
             "name": self.name,
             "family": self.family,
             "paper": self.paper,
+            "authors": self.authors,
             "year": self.year,
             "input_size": list(self.input_size),
             "num_classes": self.num_classes,
@@ -89,6 +91,7 @@ def register_model(
     *,
     family: str,
     paper: str,
+    authors: str,
     year: int,
     input_size: tuple[int, int, int] = (3, 224, 224),
     **meta: Any,
@@ -102,11 +105,15 @@ def register_model(
     def decorate(cls: C) -> C:
         for name, config in variants.items():
             if name in _REGISTRY:
-                raise ValueError(f"model {name!r} is registered twice ({_REGISTRY[name].model_cls.__name__} and {cls.__name__})")
+                raise ValueError(
+                    f"model {name!r} is registered twice ({_REGISTRY[name].model_cls.__name__} and {cls.__name__})"
+                )
             if not isinstance(config, ModelConfig):
-                raise TypeError(f"variant {name!r} of {cls.__name__}: config must be a ModelConfig, got {type(config).__name__}")
+                raise TypeError(
+                    f"variant {name!r} of {cls.__name__}: config must be a ModelConfig, got {type(config).__name__}"
+                )
             size = (config.in_chans, input_size[1], input_size[2])
-            _REGISTRY[name] = ModelInfo(name, family, paper, year, cls, config, size, **meta)
+            _REGISTRY[name] = ModelInfo(name, family, paper, authors, year, cls, config, size, **meta)
         return cls
 
     return decorate
@@ -122,7 +129,9 @@ def list_models(pattern: str = "*") -> list[str]:
 def model_info(name: str) -> ModelInfo:
     _ensure_loaded()
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownModelError(f"unknown model {name!r}{did_you_mean(str(name), _REGISTRY)} (`imgcls models` lists them all)")
+        raise UnknownModelError(
+            f"unknown model {name!r}{did_you_mean(str(name), _REGISTRY)} (`imgcls models` lists them all)"
+        )
     return _REGISTRY[name]
 
 
@@ -146,8 +155,12 @@ def create_model(
     if in_chans is not None:
         overrides["in_chans"] = in_chans
     config = resolve_config(info, overrides)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = info.model_cls(config)
+    if device is not None and torch.device(device).type == "meta":
+        with torch.device("meta"), _skip_init():  # a shape-only model: initialising it would be wasted work
+            model = info.model_cls(config)
+    else:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = info.model_cls(config)
     model.info = dataclasses.replace(info, config=config, input_size=(config.in_chans, *info.input_size[1:]))
     return model
 
@@ -180,19 +193,48 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
                     raise ValueError(value)
                 return value.lower() in {"true", "1", "yes"}
             if kind in (tuple, list):
-                return kind(type(default[0])(v) for v in value.split(",")) if default else kind(value.split(","))
+                return (
+                    kind(type(default[0])(v) for v in value.split(",")) if default else kind(value.split(","))
+                )
             return kind(value)
         except ValueError:
             raise ConfigError(f"{model}: option {key}={value!r} is not a valid {kind.__name__}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is bool and not isinstance(value, bool) or kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+    if (
+        kind is bool
+        and not isinstance(value, bool)
+        or kind is int
+        and (isinstance(value, bool) or not isinstance(value, int))
+    ):
+        raise ConfigError(
+            f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
+        )
     if kind in (tuple, list) and isinstance(value, (tuple, list)):
         return kind(value)
     if not isinstance(value, kind):
-        raise ConfigError(f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(
+            f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
+        )
     return value
+
+
+@contextlib.contextmanager
+def _skip_init() -> Iterator[None]:
+    """Make the ``torch.nn.init`` functions no-ops for the duration (meta models have no values)."""
+    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, _return_tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(torch.nn.init, n, fn)
+
+
+def _return_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
 
 
 def _natural_key(name: str) -> list[Any]:

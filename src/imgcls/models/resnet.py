@@ -42,9 +42,13 @@ class ResNetConfig(ModelConfig):
         if self.block not in ("basic", "bottleneck"):
             raise ConfigError(f"{model}: block must be 'basic' or 'bottleneck', got {self.block!r}")
         if self.stem not in ("imagenet", "cifar") or self.shortcut not in ("A", "B"):
-            raise ConfigError(f"{model}: stem must be imagenet|cifar and shortcut A|B, got {self.stem!r}, {self.shortcut!r}")
+            raise ConfigError(
+                f"{model}: stem must be imagenet|cifar and shortcut A|B, got {self.stem!r}, {self.shortcut!r}"
+            )
         if len(self.layers) != len(self.widths):
-            raise ConfigError(f"{model}: layers {self.layers} and widths {self.widths} must have the same length")
+            raise ConfigError(
+                f"{model}: layers {self.layers} and widths {self.widths} must have the same length"
+            )
 
 
 class ShortcutA(nn.Module):
@@ -99,7 +103,9 @@ class Bottleneck(nn.Module):
         out_chs = planes * self.expansion
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False)
         self.bn1 = norm(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=c.groups, bias=False)  # stride here: "ResNet v1.5"
+        self.conv2 = nn.Conv2d(
+            width, width, 3, stride, 1, groups=c.groups, bias=False
+        )  # stride here: "ResNet v1.5"
         self.bn2 = norm(width)
         self.conv3 = nn.Conv2d(width, out_chs, 1, bias=False)
         self.bn3 = norm(out_chs)
@@ -150,14 +156,16 @@ CIFAR_RESNETS: dict[str, ResNetConfig] = {
 
 
 @register_model(IMAGENET_RESNETS, family="resnet", year=2016,
-                paper="Deep Residual Learning for Image Recognition (He et al.)")  # fmt: skip
+                paper="Deep Residual Learning for Image Recognition", authors="He et al.")  # fmt: skip
 @register_model(RESNEXTS, family="resnet", year=2017,
-                paper="Aggregated Residual Transformations for Deep Neural Networks (Xie et al.)")  # fmt: skip
-@register_model(WIDE_RESNETS, family="resnet", year=2016, paper="Wide Residual Networks (Zagoruyko & Komodakis)")
-@register_model(SE_RESNETS, family="resnet", year=2018, paper="Squeeze-and-Excitation Networks (Hu et al.)",
+                paper="Aggregated Residual Transformations for Deep Neural Networks", authors="Xie et al.")  # fmt: skip
+@register_model(
+    WIDE_RESNETS, family="resnet", year=2016, paper="Wide Residual Networks", authors="Zagoruyko & Komodakis"
+)
+@register_model(SE_RESNETS, family="resnet", year=2018, paper="Squeeze-and-Excitation Networks", authors="Hu et al.",
                 interpolation="bicubic")  # fmt: skip
 @register_model(CIFAR_RESNETS, family="cifar_resnet", year=2016, input_size=(3, 32, 32), mean=CIFAR_MEAN,
-                std=CIFAR_STD, crop_pct=1.0, paper="Deep Residual Learning for Image Recognition (He et al.), CIFAR")  # fmt: skip
+                std=CIFAR_STD, crop_pct=1.0, paper="Deep Residual Learning for Image Recognition (CIFAR)", authors="He et al.")  # fmt: skip
 class ResNet(Classifier):
     stem_conv = "conv1"
     head_layers = ("fc",)
@@ -167,7 +175,7 @@ class ResNet(Classifier):
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         attn = None
         if cfg.se_ratio > 0:
-            attn = lambda chs: SqueezeExcite(chs, make_divisible(chs * cfg.se_ratio, 8), act=get_act(cfg.act))  # noqa: E731
+            attn = lambda chs: SqueezeExcite(chs, make_divisible(chs * cfg.se_ratio, 8), act=get_act(cfg.act))
         chs = cfg.widths[0]
         if cfg.stem == "imagenet":
             self.conv1 = nn.Conv2d(cfg.in_chans, chs, 7, 2, 3, bias=False)
@@ -188,7 +196,9 @@ class ResNet(Classifier):
                     downsample = (
                         ShortcutA(chs, out_chs, stride)
                         if cfg.shortcut == "A"
-                        else nn.Sequential(nn.Conv2d(chs, out_chs, 1, stride, bias=False), get_norm(cfg.norm)(out_chs))
+                        else nn.Sequential(
+                            nn.Conv2d(chs, out_chs, 1, stride, bias=False), get_norm(cfg.norm)(out_chs)
+                        )
                     )
                 dpr = cfg.drop_path_rate * index / max(total - 1, 1)
                 blocks.append(block(chs, planes, stride, downsample, cfg, attn, dpr))
@@ -215,4 +225,3 @@ class ResNet(Classifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
-

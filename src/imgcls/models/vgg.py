@@ -39,7 +39,8 @@ class VGGConfig(ModelConfig):
         for suffix, norm in (("", "none"), ("_bn", "batchnorm"))
     },
     family="vgg",
-    paper="Very Deep Convolutional Networks for Large-Scale Image Recognition (Simonyan & Zisserman)",
+    paper="Very Deep Convolutional Networks for Large-Scale Image Recognition",
+    authors="Simonyan & Zisserman",
     year=2015,
 )
 class VGG(Classifier):

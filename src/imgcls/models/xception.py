@@ -22,7 +22,9 @@ class XceptionConfig(ModelConfig):
 
 
 class SeparableConv2d(nn.Module):
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, padding: int = 1) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, padding: int = 1
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_chs, in_chs, kernel_size, stride, padding, groups=in_chs, bias=False)
         self.pointwise = nn.Conv2d(in_chs, out_chs, 1, bias=False)
@@ -46,7 +48,11 @@ class Block(nn.Module):
         chs = in_chs
         for i, width in enumerate(widths):
             # the block's input also feeds the skip: its first activation must not be in place
-            rep += [act_layer() if i > 0 else _not_inplace(act_layer()), SeparableConv2d(chs, width), nn.BatchNorm2d(width)]
+            rep += [
+                act_layer() if i > 0 else _not_inplace(act_layer()),
+                SeparableConv2d(chs, width),
+                nn.BatchNorm2d(width),
+            ]
             chs = width
         if not start_with_relu:
             rep = rep[1:]
@@ -68,7 +74,8 @@ def _not_inplace(m: nn.Module) -> nn.Module:
 @register_model(
     {"xception": XceptionConfig()},
     family="xception",
-    paper="Xception: Deep Learning with Depthwise Separable Convolutions (Chollet)",
+    paper="Xception: Deep Learning with Depthwise Separable Convolutions",
+    authors="Chollet",
     year=2017,
     input_size=(3, 299, 299),
     mean=INCEPTION_MEAN,
