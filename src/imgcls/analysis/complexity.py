@@ -7,29 +7,22 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..models.base import strip_shape_preserving
+
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# Shape-preserving layers that the counter gives no FLOPs. On the meta device their shape rules run
-# as slow Python decompositions (batch norm most of all), so a meta model drops them before counting.
-_ZERO_FLOP = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-              nn.Tanh, nn.Mish, nn.ELU, nn.LeakyReLU, nn.Dropout)  # fmt: skip
-
-
 def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """Forward FLOPs of one batch of shape ``input_size`` (N, C, H, W), in eval mode.
 
-    The model may live on the meta device (then its zero-FLOP layers are replaced by identities,
-    in place: a meta model is a throw-away probe); the input is put on the model's device.
+    The model may live on the meta device (then its zero-FLOP, shape-preserving layers are replaced by
+    identities, in place: a meta model is a throw-away probe); the input is put on the model's device.
     """
     device = next(model.parameters()).device
     if device.type == "meta":
-        for name, module in list(model.named_modules()):
-            if isinstance(module, _ZERO_FLOP) and name:
-                parent, _, leaf = name.rpartition(".")
-                setattr(model.get_submodule(parent) if parent else model, leaf, nn.Identity())
+        strip_shape_preserving(model)
     x = (
         torch.empty(*input_size, device=device)
         if device.type == "meta"

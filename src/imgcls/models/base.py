@@ -7,9 +7,11 @@ pooled feature vector; ``reset_classifier(n)`` swaps the head(s) named in ``head
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -155,8 +157,8 @@ def min_input_size(model: Classifier, aux: bool = False) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _min_input_size(cls: type[Classifier], cfg: ModelConfig, aux: bool) -> int:
-    with torch.device("meta"):
-        probe = cls(cfg).eval()
+    with torch.device("meta"), skip_init():
+        probe = strip_shape_preserving(cls(cfg).eval())
 
     def fits(size: int) -> bool:
         x = torch.empty(2, cfg.in_chans, size, size, device="meta")
@@ -167,7 +169,7 @@ def _min_input_size(cls: type[Classifier], cfg: ModelConfig, aux: bool) -> int:
         except RuntimeError:
             return False
 
-    hi = 8
+    hi = 1  # double up to the first size that fits (failures stop early, so they cost little)
     while not fits(hi):
         hi *= 2
         if hi > 4096:
@@ -180,3 +182,37 @@ def _min_input_size(cls: type[Classifier], cfg: ModelConfig, aux: bool) -> int:
         else:
             lo = mid
     return hi
+
+
+# Layers that keep their input's shape and do no FLOPs in the counter's sense. On the meta device
+# their shape rules run as slow Python decompositions (batch norm above all), so shape-only probes
+# (minimum input size, FLOP counting) replace them with identities.
+SHAPE_PRESERVING = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid,
+                    nn.Sigmoid, nn.Tanh, nn.Mish, nn.ELU, nn.LeakyReLU, nn.Dropout)  # fmt: skip
+
+
+def strip_shape_preserving(model: nn.Module) -> nn.Module:
+    """Replace the ``SHAPE_PRESERVING`` layers of a (meta) probe model by identities, in place."""
+    for name, module in list(model.named_modules()):
+        if name and isinstance(module, SHAPE_PRESERVING):
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, nn.Identity())
+    return model
+
+
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Make the ``torch.nn.init`` functions no-ops for the duration (meta models have no values)."""
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(nn.init, n, _return_tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(nn.init, n, fn)
+
+
+def _return_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor

@@ -10,14 +10,14 @@ import contextlib
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
 from ..errors import ConfigError, UnknownModelError, did_you_mean
-from .base import Classifier, ModelConfig
+from .base import Classifier, ModelConfig, skip_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -150,13 +150,16 @@ def create_model(
     nearest valid one. ``device="meta"`` builds a shape-only model (used for FLOP counting).
     """
     info = model_info(name)
+    for key, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{name}: {key} must be an int, got {value!r} ({type(value).__name__})")
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if in_chans is not None:
         overrides["in_chans"] = in_chans
     config = resolve_config(info, overrides)
     if device is not None and torch.device(device).type == "meta":
-        with torch.device("meta"), _skip_init():  # a shape-only model: initialising it would be wasted work
+        with torch.device("meta"), skip_init():  # a shape-only model: initialising it would be wasted work
             model = info.model_cls(config)
     else:
         with torch.device(device) if device is not None else contextlib.nullcontext():
@@ -217,24 +220,6 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
             f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
         )
     return value
-
-
-@contextlib.contextmanager
-def _skip_init() -> Iterator[None]:
-    """Make the ``torch.nn.init`` functions no-ops for the duration (meta models have no values)."""
-    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
-    saved = {n: getattr(torch.nn.init, n) for n in names}
-    try:
-        for n in names:
-            setattr(torch.nn.init, n, _return_tensor)
-        yield
-    finally:
-        for n, fn in saved.items():
-            setattr(torch.nn.init, n, fn)
-
-
-def _return_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return tensor
 
 
 def _natural_key(name: str) -> list[Any]:
