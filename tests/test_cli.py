@@ -11,7 +11,7 @@ from imgcls.cli import main
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "imgcls", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "imgcls", *args], check=False, capture_output=True, text=True, timeout=120
     )
 
 

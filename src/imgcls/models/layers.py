@@ -161,3 +161,28 @@ def init_kaiming(module: nn.Module, mode: str = "fan_out", linear_std: float | N
         elif isinstance(m, nn.Linear) and linear_std is not None:
             nn.init.normal_(m.weight, 0.0, linear_std)
             nn.init.zeros_(m.bias)
+
+
+class ConvNormActSeq(nn.Sequential):
+    """conv -> norm -> act as a Sequential: torchvision's ``Conv2dNormActivation`` (names: 0, 1, 2)."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        norm: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
+        act: LayerFactory | None = RELU,
+        bias: bool = False,
+        dilation: int = 1,
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2 * dilation, dilation, groups, bias)
+        ]
+        if norm is not None:
+            layers.append(norm(out_chs))
+        if act is not None:
+            layers.append(act())
+        super().__init__(*layers)

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     googlenet,
     inception,
     lenet,
+    mobilenet,
     preact_resnet,
     resnet,
     vgg,
