@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     lenet,
     mobilenet,
     preact_resnet,
+    regnet,
     resnet,
     vgg,
     xception,
