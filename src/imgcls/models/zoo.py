@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     alexnet,
+    convnext,
     densenet,
     efficientnet,
     googlenet,
