@@ -204,3 +204,59 @@ class Permute(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(*self.dims)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on (B, N, C) tokens (timm names: qkv, proj), computed by
+    ``scaled_dot_product_attention``. With ``keep_attention`` set (see
+    ``Classifier.forward_attention``) it computes the weights explicitly and keeps them in
+    ``attention`` as (B, heads, N, N)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0) -> None:  # fmt: skip
+        super().__init__()
+        if dim % num_heads:
+            raise ConfigError(f"embedding dim {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.keep_attention = False
+        self.attention: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``bias``: an additive mask broadcastable to (B, heads, N, N) (relative positions, shifts)."""
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
+        x = attention(q, k, v, bias, self.attn_drop if self.training else 0.0, self)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, dropout: float,
+              owner: nn.Module) -> torch.Tensor:  # fmt: skip
+    """softmax(q k^T / sqrt(d) + bias) v; keeps the weights on ``owner.attention`` when asked."""
+    if getattr(owner, "keep_attention", False):
+        weights = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        if bias is not None:
+            weights = weights + bias
+        weights = weights.softmax(-1)
+        owner.attention = weights.detach()
+        return nn.functional.dropout(weights, dropout, owner.training) @ v
+    return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
+
+
+class Mlp(nn.Module):
+    """Transformer MLP: fc1 -> act -> dropout -> fc2 -> dropout (timm names)."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "gelu", drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = get_act(act)()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))

@@ -13,5 +13,6 @@ from . import (  # noqa: F401
     regnet,
     resnet,
     vgg,
+    vit,
     xception,
 )
