@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     preact_resnet,
     regnet,
     resnet,
+    swin,
     vgg,
     vit,
     xception,
