@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     alexnet,
+    cct,
     convnext,
     densenet,
     efficientnet,
