@@ -15,6 +15,12 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    return flop_breakdown(model, input_size)["Global"]["total"]
+
+
+def flop_breakdown(model: nn.Module, input_size: tuple[int, ...]) -> dict[str, dict[str, int]]:
+    """FLOPs per module path (relative to ``model``; ``"Global"`` = all) and per op name
+    (``"convolution"``, ``"addmm"``, ``"bmm"`` ...), with ``"total"`` for each module."""
     """Forward FLOPs of one batch of shape ``input_size`` (N, C, H, W), in eval mode.
 
     The model may live on the meta device (then its zero-FLOP, shape-preserving layers are replaced by
@@ -35,4 +41,11 @@ def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
             model(x)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
+    root = type(model).__name__
+    out: dict[str, dict[str, int]] = {}
+    for path, ops in counter.get_flop_counts().items():
+        name = "Global" if path == "Global" else path.removeprefix(root).removeprefix(".")
+        counts = {str(op).split(".")[-1]: int(n) for op, n in ops.items()}
+        out[name] = {**counts, "total": sum(counts.values())}
+    out.setdefault("Global", {"total": 0})
+    return out

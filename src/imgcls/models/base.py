@@ -80,6 +80,28 @@ class Classifier(nn.Module):
     def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.forward_head(self.forward_features(x)), []
 
+    @property
+    def has_attention(self) -> bool:
+        return any(hasattr(m, "keep_attention") for m in self.modules())
+
+    def forward_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and every attention layer's weights, in forward order: (B, heads, N, N) for
+        global attention, (B * windows, heads, N, N) for Swin's windows. Conv nets have none
+        (use Grad-CAM on ``stem_conv``'s side of the network instead)."""
+        layers = [m for m in self.modules() if hasattr(m, "keep_attention")]
+        if not layers:
+            name = getattr(getattr(self, "info", None), "name", type(self).__name__)
+            raise ConfigError(f"{name} has no attention layers (attention maps are for transformers)")
+        for m in layers:
+            m.keep_attention = True
+        try:
+            logits = self(x)
+            maps = [m.attention for m in layers]
+        finally:
+            for m in layers:
+                m.keep_attention, m.attention = False, None
+        return logits, maps
+
     num_features: int  # width of the pooled feature vector the main head reads; set by each family
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -73,7 +73,9 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.drop_path(self.self_attn(self.pre_norm(x))))
-        return x + self.drop_path(self.dropout2(self.linear2(self.dropout1(self.activation(self.linear1(x))))))
+        return x + self.drop_path(
+            self.dropout2(self.linear2(self.dropout1(self.activation(self.linear1(x)))))
+        )
 
 
 @register_model(

@@ -51,7 +51,9 @@ class CNBlock(nn.Module):
         "convnext_tiny": ConvNeXtConfig(),
         "convnext_small": ConvNeXtConfig(depths=(3, 3, 27, 3), drop_path_rate=0.4),
         "convnext_base": ConvNeXtConfig(dims=(128, 256, 512, 1024), depths=(3, 3, 27, 3), drop_path_rate=0.5),
-        "convnext_large": ConvNeXtConfig(dims=(192, 384, 768, 1536), depths=(3, 3, 27, 3), drop_path_rate=0.5),
+        "convnext_large": ConvNeXtConfig(
+            dims=(192, 384, 768, 1536), depths=(3, 3, 27, 3), drop_path_rate=0.5
+        ),
     },
     family="convnext",
     paper="A ConvNet for the 2020s",
@@ -66,7 +68,9 @@ class ConvNeXt(Classifier):
     def __init__(self, cfg: ConvNeXtConfig) -> None:
         super().__init__(cfg)
         norm = partial(LayerNorm2d, eps=1e-6)
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(cfg.in_chans, cfg.dims[0], 4, 4), norm(cfg.dims[0]))]
+        layers: list[nn.Module] = [
+            nn.Sequential(nn.Conv2d(cfg.in_chans, cfg.dims[0], 4, 4), norm(cfg.dims[0]))
+        ]
         total, index = sum(cfg.depths), 0
         for i, (dim, depth) in enumerate(zip(cfg.dims, cfg.depths)):
             blocks = []

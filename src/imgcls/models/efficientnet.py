@@ -142,7 +142,10 @@ def compound_scaling(phi: float) -> tuple[float, float, int]:
 
 def _paper(v: int) -> dict[str, Any]:
     if v == 1:
-        return {"paper": "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", "year": 2019}
+        return {
+            "paper": "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+            "year": 2019,
+        }
     return {"paper": "EfficientNetV2: Smaller Models and Faster Training", "year": 2021}
 
 
@@ -150,7 +153,11 @@ def _register_published() -> None:
     for b, (w, d, res, drop) in PUBLISHED.items():
         register_model(
             # B5-B7's reference weights were ported from TensorFlow, whose batch norm eps is 1e-3
-            {f"efficientnet_b{b}": EfficientNetConfig(width_mult=w, depth_mult=d, drop_rate=drop, norm_eps=1e-3 if b >= 5 else 1e-5)},
+            {
+                f"efficientnet_b{b}": EfficientNetConfig(
+                    width_mult=w, depth_mult=d, drop_rate=drop, norm_eps=1e-3 if b >= 5 else 1e-5
+                )
+            },
             family="efficientnet",
             authors="Tan & Le",
             input_size=(3, res, res),
@@ -191,7 +198,9 @@ class EfficientNet(Classifier):
             blocks = []
             for i in range(n):
                 rate = cfg.drop_path_rate * index / total
-                blocks.append(block(cin if i == 0 else cout, cout, e, k, s if i == 0 else 1, norm, cfg.act, rate))
+                blocks.append(
+                    block(cin if i == 0 else cout, cout, e, k, s if i == 0 else 1, norm, cfg.act, rate)
+                )
                 index += 1
             layers.append(nn.Sequential(*blocks))
         last_in = stages[-1][5]
@@ -200,7 +209,9 @@ class EfficientNet(Classifier):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = last
-        self.classifier = nn.Sequential(nn.Dropout(cfg.drop_rate, inplace=True), linear_head(last, cfg.num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(cfg.drop_rate, inplace=True), linear_head(last, cfg.num_classes)
+        )
         for m in self.modules():  # the reference's init
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -226,7 +237,9 @@ def scaled_config(phi: float, **overrides: Any) -> tuple[EfficientNetConfig, int
     """B0 scaled by the compound rule: (config, resolution)."""
     width, depth, resolution = compound_scaling(phi)
     drop = 0.2 + 0.3 * min(phi, 7) / 7  # dropout grows with size, as in the published rows (0.2 -> 0.5)
-    return replace(EfficientNetConfig(), width_mult=width, depth_mult=depth, drop_rate=drop, **overrides), resolution
+    return replace(
+        EfficientNetConfig(), width_mult=width, depth_mult=depth, drop_rate=drop, **overrides
+    ), resolution
 
 
 def efficientnet_scaled(phi: float, **overrides: Any) -> EfficientNet:

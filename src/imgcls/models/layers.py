@@ -179,7 +179,16 @@ class ConvNormActSeq(nn.Sequential):
         dilation: int = 1,
     ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2 * dilation, dilation, groups, bias)
+            nn.Conv2d(
+                in_chs,
+                out_chs,
+                kernel_size,
+                stride,
+                (kernel_size - 1) // 2 * dilation,
+                dilation,
+                groups,
+                bias,
+            )
         ]
         if norm is not None:
             layers.append(norm(out_chs))

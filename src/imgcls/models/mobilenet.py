@@ -28,7 +28,15 @@ V1_STAGES: tuple[tuple[tuple[int, int], ...], ...] = (
     ((1024, 2), (1024, 1)),
 )
 # v2: (expansion t, out channels c, repeats n, stride s) of the paper's Table 2
-V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+V2_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 # v3: (kernel, expanded, out, squeeze-excite, activation, stride) of the paper's Tables 1 and 2
 V3_LARGE = (
     (3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2), (3, 72, 24, False, "relu", 1),
@@ -182,7 +190,9 @@ class MobileNetV2(Classifier):
         rates = iter(_depth_rates(cfg, sum(n for _, _, n, _ in V2_STAGES)))
         for t, c, n, s in V2_STAGES:
             for i in range(n):
-                layers.append(InvertedResidualV2(chs, _c(c, cfg), s if i == 0 else 1, t, cfg.act, next(rates)))
+                layers.append(
+                    InvertedResidualV2(chs, _c(c, cfg), s if i == 0 else 1, t, cfg.act, next(rates))
+                )
                 chs = _c(c, cfg)
         layers.append(ConvNormActSeq(chs, last, 1, act=get_act(cfg.act)))
         self.features = nn.Sequential(*layers)
@@ -217,16 +227,22 @@ class MobileNetV3(Classifier):
         super().__init__(cfg)
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         chs = _c(16, cfg)
-        layers: list[nn.Module] = [ConvNormActSeq(cfg.in_chans, chs, 3, 2, norm=norm, act=get_act("hardswish"))]
+        layers: list[nn.Module] = [
+            ConvNormActSeq(cfg.in_chans, chs, 3, 2, norm=norm, act=get_act("hardswish"))
+        ]
         rates = iter(_depth_rates(cfg, len(cfg.v3_blocks)))
         for k, exp, out, se, act, stride in cfg.v3_blocks:
-            layers.append(InvertedResidualV3(chs, k, _c(exp, cfg), _c(out, cfg), se, act, stride, norm, next(rates)))
+            layers.append(
+                InvertedResidualV3(chs, k, _c(exp, cfg), _c(out, cfg), se, act, stride, norm, next(rates))
+            )
             chs = _c(out, cfg)
         last_conv = 6 * chs
         layers.append(ConvNormActSeq(chs, last_conv, 1, norm=norm, act=get_act("hardswish")))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        last = make_divisible(cfg.last_channels * cfg.width_mult, 8) if cfg.width_mult > 1 else cfg.last_channels
+        last = (
+            make_divisible(cfg.last_channels * cfg.width_mult, 8) if cfg.width_mult > 1 else cfg.last_channels
+        )
         self.num_features = last
         self.classifier = nn.Sequential(
             nn.Linear(last_conv, last),

@@ -66,7 +66,9 @@ class BottleneckTransform(nn.Sequential):
 
 
 class ResBottleneckBlock(nn.Module):
-    def __init__(self, w_in: int, w_out: int, stride: int, group_width: int, c: RegNetConfig, drop_path: float) -> None:
+    def __init__(
+        self, w_in: int, w_out: int, stride: int, group_width: int, c: RegNetConfig, drop_path: float
+    ) -> None:
         super().__init__()
         self.proj = ConvNormActSeq(w_in, w_out, 1, stride, act=None) if w_in != w_out or stride != 1 else None
         self.f = BottleneckTransform(w_in, w_out, stride, group_width, c)
@@ -111,7 +113,9 @@ class RegNet(Classifier):
             stage = nn.Sequential()
             for j in range(d):
                 rate = cfg.drop_path_rate * index / max(total - 1, 1)
-                stage.add_module(f"block{i + 1}-{j}", ResBottleneckBlock(w_in, w, 2 if j == 0 else 1, g, cfg, rate))
+                stage.add_module(
+                    f"block{i + 1}-{j}", ResBottleneckBlock(w_in, w, 2 if j == 0 else 1, g, cfg, rate)
+                )
                 w_in, index = w, index + 1
             stages.add_module(f"block{i + 1}", stage)
         self.trunk_output = stages

@@ -36,7 +36,9 @@ def relative_position_index(window: int) -> torch.Tensor:
     return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).flatten()
 
 
-def shift_mask(pad_h: int, pad_w: int, window: int, shift: tuple[int, int], device: torch.device) -> torch.Tensor:
+def shift_mask(
+    pad_h: int, pad_w: int, window: int, shift: tuple[int, int], device: torch.device
+) -> torch.Tensor:
     """-100 between positions that the cyclic shift brought together from different image regions:
     (windows, window^2, window^2)."""
     regions = torch.zeros(pad_h, pad_w, device=device)
@@ -45,13 +47,19 @@ def shift_mask(pad_h: int, pad_w: int, window: int, shift: tuple[int, int], devi
         for w in ((0, -window), (-window, -shift[1]), (-shift[1], None)):
             regions[h[0] : h[1], w[0] : w[1]] = count
             count += 1
-    regions = regions.view(pad_h // window, window, pad_w // window, window).permute(0, 2, 1, 3).reshape(-1, window**2)
+    regions = (
+        regions.view(pad_h // window, window, pad_w // window, window)
+        .permute(0, 2, 1, 3)
+        .reshape(-1, window**2)
+    )
     diff = regions.unsqueeze(1) - regions.unsqueeze(2)
     return diff.masked_fill(diff != 0, -100.0)
 
 
 class ShiftedWindowAttention(nn.Module):
-    def __init__(self, dim: int, window: int, shift: int, num_heads: int, attn_drop: float, proj_drop: float) -> None:
+    def __init__(
+        self, dim: int, window: int, shift: int, num_heads: int, attn_drop: float, proj_drop: float
+    ) -> None:
         super().__init__()
         self.window, self.shift, self.num_heads = window, shift, num_heads
         self.qkv = nn.Linear(dim, dim * 3)
@@ -72,9 +80,17 @@ class ShiftedWindowAttention(nn.Module):
         if any(shift):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         n_windows = (pad_h // ws) * (pad_w // ws)
-        x = x.view(B, pad_h // ws, ws, pad_w // ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B * n_windows, ws * ws, C)
+        x = (
+            x.view(B, pad_h // ws, ws, pad_w // ws, ws, C)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(B * n_windows, ws * ws, C)
+        )
 
-        qkv = self.qkv(x).reshape(x.shape[0], ws * ws, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x)
+            .reshape(x.shape[0], ws * ws, 3, self.num_heads, C // self.num_heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv.unbind(0)  # (B * windows, heads, ws^2, head_dim)
         bias = self.relative_position_bias_table[self.relative_position_index]
         bias = bias.view(ws * ws, ws * ws, -1).permute(2, 0, 1).unsqueeze(0)  # (1, heads, ws^2, ws^2)
@@ -85,7 +101,11 @@ class ShiftedWindowAttention(nn.Module):
         x = attention(q, k, v, bias, self.attn_drop if self.training else 0.0, self)
         x = F.dropout(self.proj(x.transpose(1, 2).reshape(-1, ws * ws, C)), self.proj_drop, self.training)
 
-        x = x.view(B, pad_h // ws, pad_w // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B, pad_h, pad_w, C)
+        x = (
+            x.view(B, pad_h // ws, pad_w // ws, ws, ws, C)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(B, pad_h, pad_w, C)
+        )
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2))
         return x[:, :H, :W, :].contiguous()
@@ -100,7 +120,11 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * c.mlp_ratio)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), get_act(c.act)(), nn.Dropout(c.drop_rate), nn.Linear(hidden, dim), nn.Dropout(c.drop_rate)
+            nn.Linear(dim, hidden),
+            get_act(c.act)(),
+            nn.Dropout(c.drop_rate),
+            nn.Linear(hidden, dim),
+            nn.Dropout(c.drop_rate),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
@@ -127,7 +151,9 @@ class PatchMerging(nn.Module):
     {
         "swin_t": SwinConfig(),
         "swin_s": SwinConfig(depths=(2, 2, 18, 2), drop_path_rate=0.3),
-        "swin_b": SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.5),
+        "swin_b": SwinConfig(
+            embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.5
+        ),
     },
     family="swin",
     paper="Swin Transformer: Hierarchical Vision Transformer using Shifted Windows",
@@ -143,8 +169,11 @@ class SwinTransformer(Classifier):
         super().__init__(cfg)
         dim = cfg.embed_dim
         layers: list[nn.Module] = [
-            nn.Sequential(nn.Conv2d(cfg.in_chans, dim, cfg.patch_size, cfg.patch_size), Permute(0, 2, 3, 1),
-                          nn.LayerNorm(dim))  # fmt: skip
+            nn.Sequential(
+                nn.Conv2d(cfg.in_chans, dim, cfg.patch_size, cfg.patch_size),
+                Permute(0, 2, 3, 1),
+                nn.LayerNorm(dim),
+            )  # fmt: skip
         ]
         total, index = sum(cfg.depths), 0
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.num_heads)):

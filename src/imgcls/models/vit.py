@@ -39,7 +39,9 @@ class ViTConfig(ModelConfig):
     def validate(self, model: str) -> None:
         super().validate(model)
         if self.img_size % self.patch_size:
-            raise ConfigError(f"{model}: img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+            raise ConfigError(
+                f"{model}: img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"
+            )
 
 
 class PatchEmbed(nn.Module):
@@ -68,14 +70,18 @@ class Block(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
-def resample_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], prefix_tokens: int = 1) -> torch.Tensor:
+def resample_pos_embed(
+    pos_embed: torch.Tensor, grid: tuple[int, int], prefix_tokens: int = 1
+) -> torch.Tensor:
     """Position embeddings (1, prefix + h*w, C) bicubically resampled to a new (H, W) patch grid."""
     prefix, patches = pos_embed[:, :prefix_tokens], pos_embed[:, prefix_tokens:]
     side = int(math.sqrt(patches.shape[1]))
     if (side, side) == tuple(grid):
         return pos_embed
     patches = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches.float(), size=grid, mode="bicubic", align_corners=False).to(pos_embed.dtype)
+    patches = F.interpolate(patches.float(), size=grid, mode="bicubic", align_corners=False).to(
+        pos_embed.dtype
+    )
     return torch.cat([prefix, patches.permute(0, 2, 3, 1).flatten(1, 2)], 1)
 
 
@@ -89,7 +95,9 @@ VIT = {
     "vit_base_patch16_224": _vit(768, 12, 12),
     "vit_large_patch16_224": _vit(1024, 24, 16),
 }
-VIT_384 = {name.replace("_224", "_384"): _vit(c.embed_dim, c.depth, c.num_heads, 384) for name, c in VIT.items()}
+VIT_384 = {
+    name.replace("_224", "_384"): _vit(c.embed_dim, c.depth, c.num_heads, 384) for name, c in VIT.items()
+}
 DEIT = {
     "deit_tiny_patch16_224": _vit(192, 12, 3),
     "deit_small_patch16_224": _vit(384, 12, 6),
@@ -149,7 +157,10 @@ _TORCHVISION_VIT_KEYS = [
     (r"^conv_proj\.", "patch_embed.proj."),
     (r"^encoder\.pos_embedding$", "pos_embed"),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_1\.", r"blocks.\1.norm1."),
-    (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)$", r"blocks.\1.attn.qkv.\2"),
+    (
+        r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)$",
+        r"blocks.\1.attn.qkv.\2",
+    ),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.", r"blocks.\1.attn.proj."),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_2\.", r"blocks.\1.norm2."),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.", r"blocks.\1.mlp.fc1."),

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401
     alexnet,
     cct,
+    coatnet,
     convnext,
     densenet,
     efficientnet,
