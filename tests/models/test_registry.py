@@ -109,7 +109,7 @@ def test_overrides_are_typed_and_accept_command_line_strings() -> None:
     assert create_model("vgg11", layers="64,0,128,0").cfg.layers == (64, 0, 128, 0)
     with pytest.raises(ConfigError, match="not a valid float"):
         create_model("resnet18", drop_rate="lots")
-    with pytest.raises(ConfigError, match="unknown activation 'gleu'.*did you mean 'gelu'"):
+    with pytest.raises(ConfigError, match=r"unknown activation 'gleu'.*did you mean 'gelu'"):
         create_model("resnet18", act="gleu")
     with pytest.raises(ConfigError, match=r"drop_rate must be in \[0, 1\)"):
         create_model("resnet18", drop_rate=1.5)

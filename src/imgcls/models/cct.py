@@ -7,6 +7,7 @@ Names: ``cct_{layers}_{kernel}x{conv layers}``. Layout after the authors' code."
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,7 @@ class Tokenizer(nn.Module):
                     nn.ReLU(inplace=True),
                     nn.MaxPool2d(3, 2, 1),
                 )
-                for cin, cout in zip(widths[:-1], widths[1:])
+                for cin, cout in itertools.pairwise(widths)
             )
         )
 

@@ -187,7 +187,7 @@ class EfficientNet(Classifier):
         act = get_act(cfg.act)
         stages = [
             (kind, e, k, s, make_divisible(cin * cfg.width_mult, 8), make_divisible(cout * cfg.width_mult, 8),
-             int(math.ceil(n * cfg.depth_mult)))
+             math.ceil(n * cfg.depth_mult))
             for kind, e, k, s, cin, cout, n in cfg.stages
         ]  # fmt: skip
         first = stages[0][4]

@@ -204,11 +204,8 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{model}: option {key}={value!r} is not a valid {kind.__name__}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if (
-        kind is bool
-        and not isinstance(value, bool)
-        or kind is int
-        and (isinstance(value, bool) or not isinstance(value, int))
+    if (kind is bool and not isinstance(value, bool)) or (
+        kind is int and (isinstance(value, bool) or not isinstance(value, int))
     ):
         raise ConfigError(
             f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"

@@ -57,11 +57,11 @@ class BottleneckTransform(nn.Sequential):
     def __init__(self, w_in: int, w_out: int, stride: int, group_width: int, c: RegNetConfig) -> None:
         super().__init__()
         act = get_act(c.act)
-        w_b = int(round(w_out * c.bottleneck_multiplier))
+        w_b = round(w_out * c.bottleneck_multiplier)
         self.a = ConvNormActSeq(w_in, w_b, 1, act=act)
         self.b = ConvNormActSeq(w_b, w_b, 3, stride, groups=w_b // group_width, act=act)
         if c.se_ratio > 0:
-            self.se = SqueezeExcite(w_b, int(round(c.se_ratio * w_in)), act=act)
+            self.se = SqueezeExcite(w_b, round(c.se_ratio * w_in), act=act)
         self.c = ConvNormActSeq(w_b, w_out, 1, act=None)
 
 

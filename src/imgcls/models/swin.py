@@ -173,7 +173,7 @@ class SwinTransformer(Classifier):
                 nn.Conv2d(cfg.in_chans, dim, cfg.patch_size, cfg.patch_size),
                 Permute(0, 2, 3, 1),
                 nn.LayerNorm(dim),
-            )  # fmt: skip
+            )
         ]
         total, index = sum(cfg.depths), 0
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.num_heads)):
