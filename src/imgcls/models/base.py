@@ -154,6 +154,23 @@ class Classifier(nn.Module):
             )
 
 
+class AuxClassifier(Classifier):
+    """A classifier with auxiliary heads on intermediate features, used in training only
+    (GoogLeNet, Inception v3). The family defines ``_trunk(x, aux)``, which appends the auxiliary
+    logits to ``aux`` when it is a list, and a config with ``aux_logits``."""
+
+    def _trunk(self, x: torch.Tensor, aux: list[torch.Tensor] | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._trunk(x, None)
+
+    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        aux: list[torch.Tensor] | None = [] if getattr(self.cfg, "aux_logits", False) else None
+        logits = self.forward_head(self._trunk(x, aux))
+        return logits, aux or []
+
+
 def _head_shape(head: nn.Module) -> tuple[int, bool]:
     """(in-features, is a 1x1 conv) of a head layer."""
     if isinstance(head, nn.Linear):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import Attention, DropPath, get_act, linear_head
+from .layers import Attention, DropPath, get_act, init_trunc_normal, linear_head
 from .registry import CIFAR_MEAN, CIFAR_STD, register_model
 
 
@@ -120,12 +120,9 @@ class CCT(Classifier):
         self.num_features = cfg.embed_dim
         self.fc = linear_head(cfg.embed_dim, cfg.num_classes)
         nn.init.trunc_normal_(self.positional_emb, std=0.2)
+        init_trunc_normal(self)
         for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
 
     def _grid(self, size: int) -> tuple[int, int]:

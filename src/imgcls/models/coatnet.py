@@ -13,7 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import Attention, DropPath, Mlp, SqueezeExcite, get_act, linear_head
+from .layers import (
+    Attention,
+    DropPath,
+    Mlp,
+    SqueezeExcite,
+    get_act,
+    init_kaiming,
+    init_trunc_normal,
+    linear_head,
+)
 from .registry import register_model
 
 
@@ -154,15 +163,8 @@ class CoAtNet(Classifier):
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.num_features = chs
         self.head = linear_head(chs, cfg.num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal(self)
+        init_kaiming(self, linear_std=None)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

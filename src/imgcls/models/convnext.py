@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import DropPath, LayerNorm2d, Permute, get_act, linear_head
+from .layers import DropPath, LayerNorm2d, Permute, get_act, init_trunc_normal, linear_head
 from .registry import register_model
 
 
@@ -87,11 +87,7 @@ class ConvNeXt(Classifier):
             norm(cfg.dims[-1]), nn.Flatten(1), linear_head(cfg.dims[-1], cfg.num_classes)
         )
         self.head_drop = nn.Dropout(cfg.drop_rate)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal(self, types=(nn.Conv2d, nn.Linear))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

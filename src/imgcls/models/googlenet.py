@@ -12,7 +12,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .base import Classifier, ModelConfig
+from .base import AuxClassifier, ModelConfig
 from .layers import ConvNormAct, get_act, linear_head
 from .registry import register_model
 
@@ -74,7 +74,7 @@ class InceptionAux(nn.Module):
     authors="Szegedy et al.",
     year=2015,
 )
-class GoogLeNet(Classifier):
+class GoogLeNet(AuxClassifier):
     stem_conv = "conv1.conv"
     head_layers = ("fc", "aux1.fc2", "aux2.fc2")
 
@@ -124,15 +124,6 @@ class GoogLeNet(Classifier):
         x = self.maxpool4(self.inception4e(x))
         return self.inception5b(self.inception5a(x))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._trunk(x, None)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
-
-    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if not self.cfg.aux_logits:
-            return self.forward_head(self.forward_features(x)), []
-        aux: list[torch.Tensor] = []
-        return self.forward_head(self._trunk(x, aux)), aux

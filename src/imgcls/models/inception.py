@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Classifier, ModelConfig
+from .base import AuxClassifier, Classifier, ModelConfig
 from .layers import ConvNormAct, get_act, linear_head
 from .registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 
@@ -142,7 +142,7 @@ class InceptionAux(nn.Module):
     input_size=(3, 299, 299),
     crop_pct=299 / 342,
 )
-class InceptionV3(Classifier):
+class InceptionV3(AuxClassifier):
     stem_conv = "Conv2d_1a_3x3.conv"
     head_layers = ("fc", "AuxLogits.fc")
 
@@ -188,18 +188,9 @@ class InceptionV3(Classifier):
             aux.append(self.AuxLogits(x))
         return self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._trunk(x, None)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
-
-    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if not self.cfg.aux_logits:
-            return self.forward_head(self.forward_features(x)), []
-        aux: list[torch.Tensor] = []
-        return self.forward_head(self._trunk(x, aux)), aux
 
 
 # ---------------------------------------------------------------------------------------- v4 blocks

@@ -147,6 +147,17 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v
 
 
+def init_trunc_normal(
+    module: nn.Module, std: float = 0.02, types: tuple[type[nn.Module], ...] = (nn.Linear,)
+) -> None:
+    """Truncated-normal weights (std 0.02: the ViT-era init) and zero biases for layers of ``types``."""
+    for m in module.modules():
+        if isinstance(m, types):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def init_kaiming(module: nn.Module, mode: str = "fan_out", linear_std: float | None = 0.01) -> None:
     """He init for convs (ReLU gain), unit/zero norms, N(0, linear_std) or PyTorch default for linears."""
     for m in module.modules():

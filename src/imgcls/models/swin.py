@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import DropPath, Permute, attention, get_act, linear_head
+from .layers import DropPath, Permute, attention, get_act, init_trunc_normal, linear_head
 from .registry import register_model
 
 
@@ -194,11 +194,7 @@ class SwinTransformer(Classifier):
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.num_features = dim
         self.head = linear_head(dim, cfg.num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.permute(self.norm(self.features(x)))  # (B, C, H, W)

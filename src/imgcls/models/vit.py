@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import Classifier, ModelConfig
-from .layers import Attention, DropPath, Mlp, linear_head
+from .layers import Attention, DropPath, Mlp, init_trunc_normal, linear_head
 from .registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 
 
@@ -133,10 +133,7 @@ class VisionTransformer(Classifier):
         self.head = linear_head(cfg.embed_dim, cfg.num_classes)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_trunc_normal(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
