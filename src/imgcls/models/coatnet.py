@@ -41,7 +41,12 @@ class CoAtNetConfig(ModelConfig):
 
 
 class MBConvBlock(nn.Module):
-    """Pre-norm inverted bottleneck: x -> BN -> 1x1 (4x the input width) -> 3x3 depthwise -> SE -> 1x1, + shortcut."""
+    """Pre-norm inverted bottleneck: x -> BN -> 1x1 (4x the input width) -> 3x3 depthwise -> SE -> 1x1, + shortcut.
+
+    A downsampling block strides its first 1x1 conv, as the paper's Conv(DepthConv(Conv(Norm(x),
+    stride=2))): expanding at full resolution and striding the depthwise conv instead computes
+    four times as many expansion FLOPs, at ~10 GFLOP/s on a CPU (measured: 1.3 s of a 7.4 s batch).
+    """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, c: CoAtNetConfig, drop_path: float) -> None:
         super().__init__()
@@ -54,10 +59,10 @@ class MBConvBlock(nn.Module):
             else nn.Identity()
         )
         self.norm = nn.BatchNorm2d(in_chs)
-        self.conv1 = nn.Conv2d(in_chs, mid, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_chs, mid, 1, stride, bias=False)
         self.norm1 = nn.BatchNorm2d(mid)
         self.act1 = act()
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False)  # stride in the depthwise conv
+        self.conv2 = nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False)
         self.norm2 = nn.BatchNorm2d(mid)
         self.act2 = act()
         self.se = SqueezeExcite(mid, max(1, int(in_chs * c.se_ratio)), act=nn.SiLU)
