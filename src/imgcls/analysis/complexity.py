@@ -38,7 +38,10 @@ def flop_breakdown(model: nn.Module, input_size: tuple[int, ...]) -> dict[str, d
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
+            # the layers alone: Classifier.forward's input check may probe the model's minimum
+            # size with forward passes of its own, which must not be counted
+            forward = getattr(model, "forward_features", None)
+            model.forward_head(forward(x)) if forward is not None else model(x)
     finally:
         model.train(was_training)
     root = type(model).__name__
