@@ -3,6 +3,8 @@ convs, linears, matmuls, attention) on a shape-only (meta) model, so counting co
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -23,12 +25,12 @@ def flop_breakdown(model: nn.Module, input_size: tuple[int, ...]) -> dict[str, d
     (``"convolution"``, ``"addmm"``, ``"bmm"`` ...), with ``"total"`` for each module."""
     """Forward FLOPs of one batch of shape ``input_size`` (N, C, H, W), in eval mode.
 
-    The model may live on the meta device (then its zero-FLOP, shape-preserving layers are replaced by
-    identities, in place: a meta model is a throw-away probe); the input is put on the model's device.
+    The model may live on the meta device (then a copy of it, whose zero-FLOP shape-preserving layers are
+    replaced by identities, is counted); the input is put on the model's device.
     """
     device = next(model.parameters()).device
-    if device.type == "meta":
-        strip_shape_preserving(model)
+    if device.type == "meta":  # a copy of a meta model costs nothing; the caller's stays whole
+        model = strip_shape_preserving(copy.deepcopy(model))
     x = (
         torch.empty(*input_size, device=device)
         if device.type == "meta"
