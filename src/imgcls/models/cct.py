@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import Attention, DropPath, get_act, init_trunc_normal, linear_head
+from .layers import Attention, DropPath, get_act, init_trunc_normal, linear_head, resample_pos_embed
 from .registry import CIFAR_MEAN, CIFAR_STD, register_model
 
 
@@ -35,7 +35,7 @@ class CCTConfig(ModelConfig):
 
 
 class Tokenizer(nn.Module):
-    """conv -> ReLU -> 3x3/2 max-pool, ``conv_layers`` times: (B, C, H, W) -> (B, tokens, dim)."""
+    """conv -> ReLU -> 3x3/2 max-pool, ``conv_layers`` times: (B, C, H, W) -> (B, dim, h, w)."""
 
     def __init__(self, c: CCTConfig) -> None:
         super().__init__()
@@ -53,7 +53,7 @@ class Tokenizer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_layers(x).flatten(2).transpose(1, 2)
+        return self.conv_layers(x)  # (B, dim, h, w)
 
 
 class EncoderLayer(nn.Module):
@@ -131,14 +131,12 @@ class CCT(Classifier):
         return shape[2], shape[3]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.tokenizer(x)  # (B, tokens, dim)
+        x = self.tokenizer(x)
+        grid = (x.shape[2], x.shape[3])
+        tokens = x.flatten(2).transpose(1, 2)  # (B, tokens, dim)
         pos = self.positional_emb
-        if tokens.shape[1] != pos.shape[1]:  # another input size: resample the learned grid
-            side = int(tokens.shape[1] ** 0.5)
-            grid = (side, tokens.shape[1] // side)
-            pos = nn.functional.interpolate(
-                pos.reshape(1, *self.grid, -1).permute(0, 3, 1, 2), size=grid, mode="bicubic", align_corners=False
-            ).flatten(2).transpose(1, 2)  # fmt: skip
+        if grid != self.grid:  # another input size: resample the learned grid
+            pos = resample_pos_embed(pos, grid, prefix_tokens=0, old_grid=self.grid)
         return self.norm(self.blocks(self.dropout(tokens + pos)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

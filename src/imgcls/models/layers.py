@@ -3,6 +3,7 @@ drop-path, classifier heads. Module attribute names follow the reference checkpo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -280,3 +281,22 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+
+def resample_pos_embed(
+    pos_embed: torch.Tensor,
+    grid: tuple[int, int],
+    prefix_tokens: int = 1,
+    old_grid: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Learned position embeddings (1, prefix + h*w, C) of ``old_grid`` (default: square), bicubically
+    resampled to a new (H, W) grid; the prefix (class) tokens are kept as they are."""
+    prefix, patches = pos_embed[:, :prefix_tokens], pos_embed[:, prefix_tokens:]
+    if old_grid is None:
+        side = math.isqrt(patches.shape[1])
+        old_grid = (side, side)
+    if tuple(old_grid) == tuple(grid):
+        return pos_embed
+    patches = patches.reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+    patches = nn.functional.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+    return torch.cat([prefix, patches.to(pos_embed.dtype).permute(0, 2, 3, 1).flatten(1, 2)], 1)

@@ -8,17 +8,15 @@ classified. Inputs of another size get position embeddings resampled (bicubic) t
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
 from .base import Classifier, ModelConfig
-from .layers import Attention, DropPath, Mlp, init_trunc_normal, linear_head
+from .layers import Attention, DropPath, Mlp, init_trunc_normal, linear_head, resample_pos_embed
 from .registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 
 
@@ -68,21 +66,6 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path1(self.attn(self.norm1(x)))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
-
-
-def resample_pos_embed(
-    pos_embed: torch.Tensor, grid: tuple[int, int], prefix_tokens: int = 1
-) -> torch.Tensor:
-    """Position embeddings (1, prefix + h*w, C) bicubically resampled to a new (H, W) patch grid."""
-    prefix, patches = pos_embed[:, :prefix_tokens], pos_embed[:, prefix_tokens:]
-    side = int(math.sqrt(patches.shape[1]))
-    if (side, side) == tuple(grid):
-        return pos_embed
-    patches = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches.float(), size=grid, mode="bicubic", align_corners=False).to(
-        pos_embed.dtype
-    )
-    return torch.cat([prefix, patches.permute(0, 2, 3, 1).flatten(1, 2)], 1)
 
 
 def _vit(dim: int, depth: int, heads: int, img: int = 224) -> ViTConfig:
