@@ -34,6 +34,37 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data.check import check_data, render
+    from .data.source import open_source
+
+    report = check_data(open_source(args.data), workers=args.workers, progress=not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render(report)
+    return 0
+
+
+def cmd_data_shard(args: argparse.Namespace) -> int:
+    from .data.shards import write_shards
+    from .data.source import open_source
+
+    index = write_shards(open_source(args.src), args.out, args.shard_size, seed=args.seed)
+    for split, info in index.items():
+        print(
+            f"{split}: {info['samples']:,} samples in {len(info['shards'])} shard(s) -> {args.out}/{split}-*.tar"
+        )
+    print(f"classes and counts: {args.out}/labels.json")
+    return 0
+
+
+DATA_HELP = (
+    "mnist:DIR, fashion_mnist:DIR, kmnist:DIR, cifar10:DIR, cifar100:DIR, an image folder (ROOT/CLASS/* or "
+    "ROOT/{train,val,test}/CLASS/*), a .csv/.json label file, or tar shards ('dir/train-{000000..000009}.tar')"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgcls",
@@ -61,6 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (faster)")
     p.set_defaults(func=cmd_models)
+
+    data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = data_sub.add_parser(
+        "check",
+        help="classes, counts, sizes, bad files, duplicates and leakage of a data source",
+        description="Read, hash and fully decode every image of DATA: classes and counts per split (with an "
+        "imbalance warning), image sizes and modes, bad files with the reason, exact duplicates and images "
+        "found in more than one split.",
+    )
+    p.add_argument("data", help=DATA_HELP)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (default: 0, in this process)")
+    p.set_defaults(func=cmd_data_check)
+    p = data_sub.add_parser(
+        "shard",
+        help="write a data source as tar shards (WebDataset layout) for streaming",
+        description="Write every split of SRC as shuffled tar shards OUT/{split}-000000.tar ... in WebDataset "
+        "layout (KEY.jpg/png + KEY.json + KEY.cls) with OUT/labels.json; train from them with --data OUT.",
+    )
+    p.add_argument("src", help=DATA_HELP)
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--shard-size", default="256MB", help="samples per shard (1000) or bytes per shard (256MB; default)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle before sharding (default: 0)")
+    p.set_defaults(func=cmd_data_shard)
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import torch
 
 from ..errors import ConfigError, UnknownModelError, did_you_mean
+from ..sorting import natural_key
 from .base import Classifier, ModelConfig, skip_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -123,7 +123,7 @@ def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern (``'resnet*'``), sorted naturally."""
     _ensure_loaded()
     names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
-    return sorted(names, key=_natural_key)
+    return sorted(names, key=natural_key)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -217,10 +217,6 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
             f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
         )
     return value
-
-
-def _natural_key(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 _loaded = False

@@ -1,0 +1,474 @@
+"""Batches for training and evaluation, reproducible to the bit and resumable mid-epoch.
+
+Three loaders, one interface (``len``, ``set_epoch``, ``iter_from(batch)``, batches of ``Batch``):
+
+- ``CachedLoader``: small images (<= 64 px: MNIST, CIFAR) decoded once into a uint8 array (in
+  memory, or memory-mapped from the cache folder) and augmented a whole batch at a time. No
+  worker processes: indexing a batch out of the array costs microseconds.
+- ``FileLoader``: any image files, decoded and augmented per image in worker processes
+  (torch ``DataLoader``), normalised and mixed per batch in the main process.
+- ``ShardLoader``: tar shards streamed through a seeded shuffle buffer, split across workers and
+  ranks by shard.
+
+Randomness never depends on the number of workers or on where a run resumed: the order of an
+epoch is a permutation seeded by (seed, epoch), each image's augmentation by (seed, epoch, index),
+and each batch's (mixup, erasing, cached augmentation) by (seed, epoch, rank, batch). Worker
+processes also seed Python's, numpy's and torch's global generators from (seed, epoch, worker).
+
+Bad images (see ``decode_image``) travel as markers, never as exceptions across processes: the
+main process raises ``BadImageError`` (``on_bad_image="error"``) or leaves them out of the batch,
+lists them in a report and stops once more than ``max_bad_fraction`` of the data is bad ("skip").
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from ..errors import ConfigError, ImgclsError
+from .decode import BadImageError
+from .pipeline import SMALL, AugmentConfig, BatchTransform, CachedBatchAugment, Preprocess, SampleTransform
+from .source import ArraySplit, DataSource, FileSplit, ShardSplit, Split
+
+POLICIES = ("error", "skip")
+
+
+class TooManyBadImagesError(ImgclsError, RuntimeError):
+    """More bad files than ``max_bad_fraction`` allows under ``on_bad_image=skip``."""
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # (B, C, H, W) float, normalised
+    targets: torch.Tensor  # (B,) class indices, (B, C) multi-hot, or (B, C) soft rows after mixing
+    index: torch.Tensor  # (B,) sample indices in the split (-1 where unknown: streamed shards)
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out of this batch
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (numpy's SeedSequence mixes them well)."""
+    return int(
+        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1
+    )
+
+
+def batch_generator(seed: int, epoch: int, rank: int, batch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(mix_seed(seed, epoch, rank, batch, 0xB))
+
+
+class BadImageLog:
+    """What ``on_bad_image`` does with the bad files a loader meets."""
+
+    def __init__(
+        self,
+        policy: str = "error",
+        max_fraction: float = 0.01,
+        total: int | None = None,
+        report: str | Path | None = None,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ConfigError(f"on_bad_image must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy, self.max_fraction, self.total = policy, max_fraction, total
+        self.report = Path(report) if report else None
+        self.bad: dict[str, str] = {}
+
+    def add(self, bad: list[tuple[str, str]], seen: int | None = None) -> None:
+        if not bad:
+            return
+        if self.policy == "error":
+            raise BadImageError(*bad[0])
+        new = [(n, r) for n, r in bad if n not in self.bad]
+        self.bad.update(new)
+        if new and self.report:
+            self.write()
+        total = self.total if self.total is not None else seen
+        if total and len(self.bad) > self.max_fraction * total and (self.total is not None or total >= 100):
+            raise TooManyBadImagesError(
+                f"{len(self.bad)} of {total} images are bad (more than max_bad_fraction={self.max_fraction:g}), "
+                f"e.g. {next(iter(self.bad))!r}: {next(iter(self.bad.values()))}"
+                + (f"; the list is in {self.report}" if self.report else "")
+                + "; run `imgcls data check` on the data, or raise --max-bad-fraction"
+            )
+
+    def write(self) -> None:
+        assert self.report is not None
+        self.report.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.report.with_name(self.report.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "reason"])
+            w.writerows(sorted(self.bad.items()))
+        os.replace(tmp, self.report)
+
+
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """This rank's sample order for an epoch: a seeded permutation, padded to a multiple of ``world``
+    (by repeating its start) and dealt round-robin, so every rank gets the same number of samples."""
+    order = np.random.default_rng(mix_seed(seed, epoch, 0x5)).permutation(n) if shuffle else np.arange(n)
+    if world > 1:
+        per_rank = math.ceil(n / world)
+        order = np.concatenate([order, order[: per_rank * world - n]])[rank::world]
+    return order
+
+
+def _batches(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+    n = len(order) // batch_size * batch_size if drop_last else len(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _seed_worker(worker_id: int) -> None:
+    info = get_worker_info()
+    ds = info.dataset  # type: ignore[union-attr]
+    s = mix_seed(ds.seed, ds.epoch, worker_id, 0x3)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    torch.set_num_threads(1)  # workers decode; the main process keeps the cores for the model
+
+
+class _SampleDataset(Dataset):
+    """Map-style: key (epoch, index) -> (index, uint8 pixels or None, reason)."""
+
+    def __init__(
+        self, split: ArraySplit | FileSplit, pre: Preprocess, aug: AugmentConfig | None, seed: int
+    ) -> None:
+        self.split, self.pre, self.seed, self.epoch = split, pre, seed, 0
+        self.transform = SampleTransform(pre, aug)
+        self.draft = not (aug is not None and aug.rrc)  # RRC zooms in: keep full resolution
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, torch.Tensor | None, str]:
+        epoch, i = key
+        rng = np.random.default_rng(mix_seed(self.seed, epoch, i, 0x1))
+        try:
+            if isinstance(self.split, FileSplit):
+                img = self.pre.load(self.split.paths[i], draft=self.draft)
+            else:
+                img = self.split.image(i, self.pre.mode)
+        except BadImageError as e:
+            return i, None, e.reason
+        return i, self.transform(img, rng), ""
+
+
+def _collate(items: list[tuple]) -> tuple[torch.Tensor | None, list, list[tuple[str, str]]]:
+    good = [(key, x) for key, x, _ in items if x is not None]
+    bad = [(key, reason) for key, x, reason in items if x is None]
+    pixels = torch.stack([x for _, x in good]) if good else None
+    return pixels, [k for k, _ in good], bad
+
+
+class FileLoader:
+    """Images decoded per sample in ``workers`` processes (0: in this process)."""
+
+    def __init__(
+        self,
+        split: ArraySplit | FileSplit,
+        pre: Preprocess,
+        aug: AugmentConfig | None,
+        batch: BatchTransform,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        workers: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        bad_log: BadImageLog | None = None,
+    ) -> None:
+        self.split, self.batch, self.batch_size = split, batch, batch_size
+        self.shuffle, self.seed, self.workers, self.drop_last = shuffle, seed, workers, drop_last
+        self.rank, self.world, self.epoch = rank, world, 0
+        self.dataset = _SampleDataset(split, pre, aug, seed)
+        self.train = aug is not None
+        self.bad_log = bad_log or BadImageLog(total=len(split))
+        if self.bad_log.total is None:
+            self.bad_log.total = len(split)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = self.dataset.epoch = epoch
+
+    def __len__(self) -> int:
+        n = math.ceil(len(self.split) / self.world)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        order = epoch_order(len(self.split), self.shuffle, self.seed, self.epoch, self.rank, self.world)
+        batches = _batches(order, self.batch_size, self.drop_last)[start:]
+        keys = [[(self.epoch, int(i)) for i in b] for b in batches]
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=keys,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            worker_init_fn=_seed_worker if self.workers else None,
+            prefetch_factor=4 if self.workers else None,
+        )
+        for b, (pixels, index, bad) in enumerate(loader, start=start):
+            self.bad_log.add([(self.split.name(i), reason) for i, reason in bad])
+            if pixels is None:
+                continue
+            idx = torch.tensor(index, dtype=torch.int64)
+            targets = torch.from_numpy(self.split.targets[idx.numpy()])
+            g = batch_generator(self.seed, self.epoch, self.rank, b) if self.train else None
+            images, targets = self.batch(pixels, targets, g)
+            yield Batch(images, targets, idx, [(self.split.name(i), r) for i, r in bad])
+
+
+class CachedLoader:
+    """Batches out of a decoded uint8 array (N, C, H, W) with per-batch tensor augmentation."""
+
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        targets: np.ndarray,
+        keep: np.ndarray | None,
+        pre: Preprocess,
+        aug: AugmentConfig | None,
+        batch: BatchTransform,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.pixels, self.targets = pixels, targets
+        self.keep = keep if keep is not None else np.arange(len(targets))  # the samples that decoded
+        self.batch, self.batch_size, self.shuffle, self.seed = batch, batch_size, shuffle, seed
+        self.drop_last, self.rank, self.world, self.epoch = drop_last, rank, world, 0
+        self.augment = CachedBatchAugment(pre, aug) if aug is not None else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = math.ceil(len(self.keep) / self.world)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        order = self.keep[
+            epoch_order(len(self.keep), self.shuffle, self.seed, self.epoch, self.rank, self.world)
+        ]
+        for b, idx in enumerate(_batches(order, self.batch_size, self.drop_last)[start:], start=start):
+            x = torch.from_numpy(np.ascontiguousarray(self.pixels[idx]))  # a copy, from RAM or the memmap
+            targets = torch.from_numpy(self.targets[idx])
+            g = None
+            if self.augment is not None:
+                g = batch_generator(self.seed, self.epoch, self.rank, b)
+                x = self.augment(x, g)
+            images, targets = self.batch(x, targets, g)
+            yield Batch(images, targets, torch.from_numpy(idx.astype(np.int64)))
+
+
+class _ShardStream(IterableDataset):
+    """Streams (name, pixels or None, reason, labels) from the shards this worker and rank own."""
+
+    def __init__(
+        self, split: ShardSplit, classes: list[str], pre: Preprocess, aug: AugmentConfig | None,
+        seed: int, shuffle: bool, buffer: int, rank: int, world: int,
+    ) -> None:  # fmt: skip
+        self.split, self.classes, self.pre, self.seed, self.epoch = split, classes, pre, seed, 0
+        self.shuffle, self.buffer, self.rank, self.world = shuffle, buffer, rank, world
+        self.transform = SampleTransform(pre, aug)
+        self.draft = not (aug is not None and aug.rrc)
+
+    def __iter__(self) -> Iterator[tuple]:
+        from .shards import iter_samples, sample_labels
+
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        stream = self.rank * workers + worker
+        urls = list(self.split.urls)
+        if self.shuffle:
+            urls = [
+                urls[i]
+                for i in np.random.default_rng(mix_seed(self.seed, self.epoch, 0x7)).permutation(len(urls))
+            ]
+        mine = urls[stream :: self.world * workers]
+        rng = np.random.default_rng(mix_seed(self.seed, self.epoch, stream, 0x9))
+        pool: list[tuple] = []
+        for url in mine:
+            for key, parts in iter_samples(url):
+                name = f"{url}:{key}"
+                if self.split.holdout is not None and not _in_holdout(key, self.split.holdout):
+                    continue
+                labels = sample_labels(parts, self.classes)
+                if labels is None:
+                    raise ConfigError(f"sample {name!r} has no .cls or .json label")
+                pool.append((name, parts, labels))
+                if len(pool) >= (self.buffer if self.shuffle else 1):
+                    yield self._make(pool.pop(int(rng.integers(len(pool)))), rng)
+        while pool:
+            yield self._make(pool.pop(int(rng.integers(len(pool))) if self.shuffle else 0), rng)
+
+    def _make(self, item: tuple, rng: np.random.Generator) -> tuple:
+        from .shards import image_part
+
+        name, parts, labels = item
+        found = image_part(parts)
+        if found is None:
+            return name, None, "has no image part (.jpg/.png/...)", labels
+        try:
+            img = self.pre.load(found[1], draft=self.draft, name=name)
+        except BadImageError as e:
+            return name, None, e.reason, labels
+        return name, self.transform(img, rng), "", labels
+
+
+def _in_holdout(key: str, holdout: tuple[int, float, str]) -> bool:
+    """Whether a streamed sample belongs to the side ``keep`` of a seeded hash split."""
+    import hashlib
+
+    seed, fraction, keep = holdout
+    h = int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big") / 2**64
+    return (h < fraction) == (keep == "val")
+
+
+def _collate_stream(items: list[tuple]) -> tuple:
+    good = [(n, x, ls) for n, x, _, ls in items if x is not None]
+    bad = [(n, r) for n, x, r, _ in items if x is None]
+    pixels = torch.stack([x for _, x, _ in good]) if good else None
+    return pixels, [ls for _, _, ls in good], bad
+
+
+class ShardLoader:
+    def __init__(
+        self,
+        split: ShardSplit,
+        classes: list[str],
+        multilabel: bool,
+        pre: Preprocess,
+        aug: AugmentConfig | None,
+        batch: BatchTransform,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        workers: int = 0,
+        buffer: int = 2000,
+        rank: int = 0,
+        world: int = 1,
+        bad_log: BadImageLog | None = None,
+    ) -> None:
+        self.split, self.classes, self.multilabel = split, classes, multilabel
+        self.batch, self.batch_size, self.seed, self.workers, self.rank = (
+            batch,
+            batch_size,
+            seed,
+            workers,
+            rank,
+        )
+        self.stream = _ShardStream(split, classes, pre, aug, seed, shuffle, buffer, rank, world)
+        self.world, self.epoch, self.train = world, 0, aug is not None
+        self.bad_log = bad_log or BadImageLog(total=split.length)
+        self.index = {c: i for i, c in enumerate(classes)}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = self.stream.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.split) / self.world / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        loader = DataLoader(
+            self.stream, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate_stream,
+            worker_init_fn=_seed_worker if self.workers else None,
+        )  # fmt: skip
+        seen = 0
+        for b, (pixels, labels, bad) in enumerate(loader):
+            seen += (0 if pixels is None else len(pixels)) + len(bad)
+            self.bad_log.add(bad, seen)
+            if b < start or pixels is None:
+                continue  # resuming: a stream can only be skipped through
+            targets = self._targets(labels)
+            g = batch_generator(self.seed, self.epoch, self.rank, b) if self.train else None
+            images, targets = self.batch(pixels, targets, g)
+            yield Batch(images, targets, torch.full((len(targets),), -1), bad)
+
+    def _targets(self, labels: list[list[str]]) -> torch.Tensor:
+        unknown = {c for ls in labels for c in ls if c not in self.index}
+        if unknown:
+            raise ConfigError(
+                f"shards of {self.split.label} have labels not in the class list: {sorted(unknown)[:5]}"
+            )
+        if not self.multilabel:
+            return torch.tensor([self.index[ls[0]] for ls in labels], dtype=torch.int64)
+        out = torch.zeros(len(labels), len(self.classes), dtype=torch.uint8)
+        for row, ls in enumerate(labels):
+            out[row, [self.index[c] for c in ls]] = 1
+        return out
+
+
+Loader = CachedLoader | FileLoader | ShardLoader
+
+
+def use_cache(split: Split, pre: Preprocess) -> bool:
+    """Small-image data (model input <= 64 px) that can be indexed: decode once, augment per batch."""
+    return pre.size <= SMALL and isinstance(split, ArraySplit | FileSplit)
+
+
+def make_loader(
+    source: DataSource,
+    split: str,
+    pre: Preprocess,
+    aug: AugmentConfig | None = None,
+    batch_size: int = 128,
+    *,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    drop_last: bool = False,
+    rank: int = 0,
+    world: int = 1,
+    on_bad_image: str = "error",
+    max_bad_fraction: float = 0.01,
+    bad_report: str | Path | None = None,
+    cache: bool | None = None,
+    smoothing: float = 0.0,
+    progress: bool = False,
+) -> Loader:
+    """The right loader for one split of ``source``: ``aug`` None gives evaluation batches (eval
+    geometry, in order); ``cache`` None caches small images (input <= 64 px) decoded in memory."""
+    data = source.split(split)
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    shuffle = aug is not None if shuffle is None else shuffle
+    total = len(data) if not isinstance(data, ShardSplit) or data.length is not None else None
+    bad_log = BadImageLog(on_bad_image, max_bad_fraction, total, bad_report)
+    batch = BatchTransform(pre, aug, source.num_classes, smoothing)
+    if isinstance(data, ShardSplit):
+        return ShardLoader(data, source.classes, source.multilabel, pre, aug, batch, batch_size, shuffle=shuffle,
+                           seed=seed, workers=workers, rank=rank, world=world, bad_log=bad_log)  # fmt: skip
+    if use_cache(data, pre) if cache is None else cache:
+        from .cache import decoded_pixels
+
+        pixels, keep = decoded_pixels(data, pre, bad_log, workers=workers, progress=progress)
+        return CachedLoader(pixels, data.targets, keep, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed,
+                            drop_last=drop_last, rank=rank, world=world)  # fmt: skip
+    return FileLoader(data, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed, workers=workers,
+                      drop_last=drop_last, rank=rank, world=world, bad_log=bad_log)  # fmt: skip
