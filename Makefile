@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# LeNet-5 on the MNIST bundled in data/mnist: one epoch, evaluated on the test set (~20 s on 2 cores)
 demo: $(STAMP)
-	$(BIN)/imgcls models
+	$(BIN)/imgcls train --data mnist:data/mnist --model lenet5 --epochs 1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,4 +4,16 @@ from .errors import ImgclsError
 from .models import create_model, list_models, model_info
 
 __version__ = "0.1.0"
-__all__ = ["ImgclsError", "__version__", "create_model", "list_models", "model_info"]
+__all__ = ["ImgclsError", "TrainConfig", "__version__", "create_model", "list_models", "model_info", "train"]
+
+
+def __getattr__(name: str):  # the training engine loads on first use: `imgcls models` stays quick
+    if name == "train":
+        from .engine.trainer import train
+
+        return train
+    if name == "TrainConfig":
+        from .engine.config import TrainConfig
+
+        return TrainConfig
+    raise AttributeError(f"module 'imgcls' has no attribute {name!r}")

@@ -59,6 +59,55 @@ def cmd_data_shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import apply_overrides, load_yaml
+    from .engine.config import TrainConfig
+    from .engine.trainer import train
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg")}
+    if args.model_arg:
+        overrides["model_args"] = parse_model_args(args.model_arg)
+    base = load_yaml(args.config) if args.config else {}
+    cfg = apply_overrides(TrainConfig, base, overrides)
+    result = train(cfg)
+    best = result.best
+    summary = f"run: {result.run}  ({result.status} after epoch {result.epoch}, step {result.step})"
+    if best:
+        summary += "\nbest val: " + "  ".join(
+            f"{k} {v:.4f}" for k, v in best.items() if k not in ("epoch", "images")
+        )
+        summary += f"  (epoch {int(best['epoch']) + 1})"
+    if result.test:
+        summary += "\ntest:     " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items() if k != "images")
+    if result.status in ("interrupted", "stopped"):
+        summary += f"\nresume with: imgcls train --resume {result.run}"
+    print(summary)
+    return 130 if result.status == "interrupted" else 0
+
+
+def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
+    """One --option per leaf of the config tree (dashes for underscores), typed later by the config."""
+    import dataclasses
+
+    from .config import help_of, leaves
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for path, f, kind in leaves(cls):
+        section = path.rsplit(".", 1)[0] if "." in path else "run"
+        group = groups.setdefault(section, p.add_argument_group(section))
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.name == "model_args":
+            continue
+        help_text = f"{help_of(f)} (default: {default})".replace("%", "%%")
+        if kind is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            group.add_argument(flag, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text)
+
+
 DATA_HELP = (
     "mnist:DIR, fashion_mnist:DIR, kmnist:DIR, cifar10:DIR, cifar100:DIR, an image folder (ROOT/CLASS/* or "
     "ROOT/{train,val,test}/CLASS/*), a .csv/.json label file, or tar shards ('dir/train-{000000..000009}.tar')"
@@ -92,6 +141,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (faster)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on a data source; leaves a self-describing run folder",
+        description="Train MODEL on DATA. Every option below is a field of the training config; a YAML "
+        "file (--config) sets them by section and options on the command line override it. The run folder "
+        "gets config.yaml (every default resolved), labels.json, metrics.jsonl, steps.jsonl, checkpoints/last.pt, "
+        "model.safetensors (best weights) and TensorBoard events. Exit status: 0 finished, 130 interrupted "
+        "(resumable), 2 a usage or data error, 3 the loss diverged.",
+    )
+    p.add_argument(
+        "--config", metavar="YAML", help="a YAML file of config sections (overridden by the options)"
+    )
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field of the model, e.g. --model-arg drop_rate=0.2 (repeatable)",
+    )  # fmt: skip
+    from .engine.config import TrainConfig
+
+    add_config_options(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -132,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ImgclsError as e:
         print(f"imgcls: error: {e}", file=sys.stderr)
-        return 2
+        return int(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         print("imgcls: interrupted", file=sys.stderr)
         return 130

@@ -203,7 +203,7 @@ def test_presets() -> None:
     small = augment_preset("basic", 32, 3)
     assert small.pad_crop == 4 and small.hflip == 0.5 and not small.rrc
     digits = augment_preset("basic", 32, 1)
-    assert digits.hflip == 0.0  # a mirrored digit is not the same digit
+    assert digits.hflip == 0.0 and digits.pad_crop == 2  # a mirrored digit is not the same digit
     large = augment_preset("basic", 224, 3)
     assert large.rrc and large.pad_crop == 0
     strong = augment_preset("strong", 224, 3)

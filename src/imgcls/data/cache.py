@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from .loader import BadImageLog, _collate, _SampleDataset, _seed_worker
@@ -101,7 +102,7 @@ def _decode_files(
     chunks = [[(0, i) for i in range(s, min(s + 256, len(split)))] for s in range(0, len(split), 256)]
     loader = DataLoader(
         dataset, batch_sampler=chunks, num_workers=workers, collate_fn=_collate,
-        worker_init_fn=_seed_worker if workers else None,
+        worker_init_fn=_seed_worker if workers else None, generator=torch.Generator(),
     )  # fmt: skip
     for x, index, failed in track(loader, f"decoding {split.label}", total=len(chunks), disable=not progress):
         found = [(split.name(i), r) for i, r in failed]

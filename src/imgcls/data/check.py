@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .decode import BadImageError, decode_image
@@ -110,7 +111,13 @@ def check_data(source: DataSource, workers: int = 0, progress: bool = True) -> d
             counts = (
                 np.bincount(t, minlength=source.num_classes) if t.ndim == 1 else t.sum(0).astype(np.int64)
             )
-            loader = DataLoader(_Probe(split), batch_size=64, num_workers=workers, collate_fn=_as_list)
+            loader = DataLoader(
+                _Probe(split),
+                batch_size=64,
+                num_workers=workers,
+                collate_fn=_as_list,
+                generator=torch.Generator(),
+            )
             rows = [
                 r for chunk in track(loader, f"checking {split_name}", disable=not progress) for r in chunk
             ]

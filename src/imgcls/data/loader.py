@@ -113,10 +113,23 @@ class BadImageLog:
         os.replace(tmp, self.report)
 
 
-def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
-    """This rank's sample order for an epoch: a seeded permutation, padded to a multiple of ``world``
-    (by repeating its start) and dealt round-robin, so every rank gets the same number of samples."""
-    order = np.random.default_rng(mix_seed(seed, epoch, 0x5)).permutation(n) if shuffle else np.arange(n)
+def epoch_order(
+    n: int,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """This rank's sample order for an epoch: a seeded permutation (or, with ``weights``, n draws with
+    replacement: a balanced sampler), padded to a multiple of ``world`` (by repeating its start) and
+    dealt round-robin, so every rank gets the same number of samples."""
+    rng = np.random.default_rng(mix_seed(seed, epoch, 0x5))
+    if weights is not None:
+        order = rng.choice(n, n, replace=True, p=weights / weights.sum())
+    else:
+        order = rng.permutation(n) if shuffle else np.arange(n)
     if world > 1:
         per_rank = math.ceil(n / world)
         order = np.concatenate([order, order[: per_rank * world - n]])[rank::world]
@@ -189,8 +202,10 @@ class FileLoader:
         rank: int = 0,
         world: int = 1,
         bad_log: BadImageLog | None = None,
+        sample_weights: np.ndarray | None = None,
     ) -> None:
         self.split, self.batch, self.batch_size = split, batch, batch_size
+        self.weights = sample_weights
         self.shuffle, self.seed, self.workers, self.drop_last = shuffle, seed, workers, drop_last
         self.rank, self.world, self.epoch = rank, world, 0
         self.dataset = _SampleDataset(split, pre, aug, seed)
@@ -210,7 +225,9 @@ class FileLoader:
         return self.iter_from(0)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
-        order = epoch_order(len(self.split), self.shuffle, self.seed, self.epoch, self.rank, self.world)
+        order = epoch_order(
+            len(self.split), self.shuffle, self.seed, self.epoch, self.rank, self.world, self.weights
+        )
         batches = _batches(order, self.batch_size, self.drop_last)[start:]
         keys = [[(self.epoch, int(i)) for i in b] for b in batches]
         loader = DataLoader(
@@ -218,6 +235,7 @@ class FileLoader:
             batch_sampler=keys,
             num_workers=self.workers,
             collate_fn=_collate,
+            generator=torch.Generator().manual_seed(self.seed),  # never touch the global RNG
             worker_init_fn=_seed_worker if self.workers else None,
             prefetch_factor=4 if self.workers else None,
         )
@@ -250,9 +268,11 @@ class CachedLoader:
         drop_last: bool = False,
         rank: int = 0,
         world: int = 1,
+        sample_weights: np.ndarray | None = None,
     ) -> None:
         self.pixels, self.targets = pixels, targets
         self.keep = keep if keep is not None else np.arange(len(targets))  # the samples that decoded
+        self.weights = sample_weights[self.keep] if sample_weights is not None else None
         self.batch, self.batch_size, self.shuffle, self.seed = batch, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world, self.epoch = drop_last, rank, world, 0
         self.augment = CachedBatchAugment(pre, aug) if aug is not None else None
@@ -397,7 +417,7 @@ class ShardLoader:
     def iter_from(self, start: int) -> Iterator[Batch]:
         loader = DataLoader(
             self.stream, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate_stream,
-            worker_init_fn=_seed_worker if self.workers else None,
+            worker_init_fn=_seed_worker if self.workers else None, generator=torch.Generator().manual_seed(self.seed),
         )  # fmt: skip
         seen = 0
         for b, (pixels, labels, bad) in enumerate(loader):
@@ -450,6 +470,7 @@ def make_loader(
     bad_report: str | Path | None = None,
     cache: bool | None = None,
     smoothing: float = 0.0,
+    sample_weights: np.ndarray | None = None,
     progress: bool = False,
 ) -> Loader:
     """The right loader for one split of ``source``: ``aug`` None gives evaluation batches (eval
@@ -469,6 +490,7 @@ def make_loader(
 
         pixels, keep = decoded_pixels(data, pre, bad_log, workers=workers, progress=progress)
         return CachedLoader(pixels, data.targets, keep, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed,
-                            drop_last=drop_last, rank=rank, world=world)  # fmt: skip
+                            drop_last=drop_last, rank=rank, world=world, sample_weights=sample_weights)  # fmt: skip
     return FileLoader(data, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed, workers=workers,
-                      drop_last=drop_last, rank=rank, world=world, bad_log=bad_log)  # fmt: skip
+                      drop_last=drop_last, rank=rank, world=world, bad_log=bad_log,
+                      sample_weights=sample_weights)  # fmt: skip

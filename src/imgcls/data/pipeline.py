@@ -194,7 +194,8 @@ class AugmentConfig:
 
 
 def augment_preset(name: str, size: int, source_channels: int) -> AugmentConfig:
-    """``none``; ``basic``: small images (<= 64 px) pad-and-crop by 1/8 of the side, larger ones get
+    """``none``; ``basic``: small images (<= 64 px) pad-and-crop by 1/8 of the side (1/16 for 1-channel
+    images such as digits), larger ones get
     Inception's random-resized crop; natural (RGB) images are also mirrored — digits and letters are
     not, as a mirrored '2' is no longer a '2'; ``strong``: basic + TrivialAugment, random erasing 0.25
     and mixup 0.2 / cutmix 1.0 (RGB)."""
@@ -204,8 +205,8 @@ def augment_preset(name: str, size: int, source_channels: int) -> AugmentConfig:
         return AugmentConfig()
     natural = source_channels == 3
     cfg = AugmentConfig(hflip=0.5 if natural else 0.0)
-    if size <= SMALL:
-        cfg.pad_crop = max(1, size // 8)
+    if size <= SMALL:  # CIFAR's classic 4 px of 32; digits, centred by their makers, shift by half that
+        cfg.pad_crop = max(1, size // 8 if natural else size // 16)
     else:
         cfg.rrc = True
     if name == "strong":

@@ -1,0 +1,207 @@
+"""Typed configuration: nested dataclasses that own their defaults, filled from YAML and from
+command-line overrides by name, with unknown keys refused and the nearest valid name suggested.
+
+Leaf names are unique across a config tree, so the command line can say ``--lr 0.1`` for
+``optim.lr``; YAML files use the nesting (``optim: {lr: 0.1}``), and a resolved config is written
+back the same way with every default spelled out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError, did_you_mean
+
+T = TypeVar("T")
+
+
+def leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """(dotted path, field, resolved type) of every leaf field of a dataclass tree."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            yield from leaves(kind, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, kind
+
+
+def leaf_paths(cls: type) -> dict[str, str]:
+    """{leaf name: dotted path}; leaf names must be unique (checked)."""
+    out: dict[str, str] = {}
+    for path, f, _ in leaves(cls):
+        if f.name in out:
+            raise TypeError(f"config leaf {f.name!r} appears twice ({out[f.name]}, {path})")
+        out[f.name] = path
+    return out
+
+
+def coerce(value: Any, kind: Any, where: str) -> Any:
+    """``value`` (from YAML or a command-line string) as ``kind``; ConfigError when it is not one."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            if type(None) in typing.get_args(kind):
+                return None
+        errors = []
+        for option in options:
+            try:
+                return coerce(value, option, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if kind is typing.Any:
+        return value
+    if origin is tuple:
+        args = typing.get_args(kind)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        inner = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        if inner is None and len(items) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} comma-separated values, got {value!r}")
+        return tuple(
+            coerce(v, inner or a, where) for v, a in zip(items, [inner] * len(items) if inner else args)
+        )
+    if origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    if origin is list:
+        (inner,) = typing.get_args(kind)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [coerce(v, inner, where) for v in items]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if as_float != int(as_float):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(as_float)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
+    """Build ``cls`` from a nested mapping; unknown keys are refused with the nearest name."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown key {where}.{key}{did_you_mean(key, names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(data[f.name], dict):
+                raise ConfigError(f"{where}.{f.name} must be a mapping of its keys")
+            kwargs[f.name] = from_dict(kind, data[f.name], f"{where}.{f.name}")
+        else:
+            kwargs[f.name] = coerce(data[f.name], kind, f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass tree as plain nested dicts / lists (tuples become lists), for YAML and JSON."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(obj)
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
+def apply_overrides(cls: type[T], base: dict[str, Any], overrides: dict[str, Any]) -> T:
+    """``base`` (nested, e.g. from YAML) with ``overrides`` by leaf name or dotted path, as ``cls``."""
+    paths = leaf_paths(cls)
+    data = _deep_copy(base)
+    dotted = set(paths.values())
+    for key, value in overrides.items():
+        key = key.replace("-", "_")
+        if key in paths:
+            set_path(data, paths[key], value)
+        elif key in dotted:
+            set_path(data, key, value)
+        else:
+            raise ConfigError(f"unknown option {key!r}{did_you_mean(key, list(paths))}")
+    return from_dict(cls, data)
+
+
+def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)
+
+
+def help_of(f: dataclasses.Field) -> str:
+    return str(f.metadata.get("help", ""))
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a default and the help text the command line shows for it."""
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help, **kw}
+        )
+    return dataclasses.field(default=default, metadata={"help": help, **kw})

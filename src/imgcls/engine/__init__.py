@@ -1,0 +1,1 @@
+"""Training: the loop (trainer.py), optimisers and schedules, checkpoints, precision, logging."""

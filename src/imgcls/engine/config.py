@@ -1,0 +1,141 @@
+"""The training configuration: one dataclass per component, each owning its defaults.
+
+``imgcls train --help`` lists every leaf; YAML files nest them by section. The resolved config
+(model defaults filled in: image size, precision, augmentation) is saved as ``config.yaml`` in the
+run folder and is all ``--resume`` needs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..config import opt
+from ..data.pipeline import AugmentConfig, augment_preset
+from .optim import OptimConfig
+from .schedule import ScheduleConfig
+
+
+@dataclass
+class DataConfig:
+    data: str = opt(
+        "", "what to train on: mnist:DIR, cifar10:DIR, an image folder, labels.csv, shards (see README)"
+    )
+    val_fraction: float = opt(
+        0.1, "held-out share of train when the data has no val split (seeded, stratified)"
+    )
+    img_size: int | None = opt(None, "input size (default: the model's)")
+    img_size_schedule: str = opt("", "progressive resizing, SIZE:UNTIL_EPOCH,...,SIZE (e.g. 64:2,96:4,128)")
+    color_space: str = opt(
+        "auto", "auto | rgb | gray | yuv | fft | lbp (auto: gray for 1-channel data and models)"
+    )
+    workers: int = opt(-1, "decoding processes (-1: 0 for cached small images, else min(4, cores))")
+    on_bad_image: str = opt("error", "error | skip (skip lists bad files in bad_images.csv)")
+    max_bad_fraction: float = opt(0.01, "with skip: stop when more than this share of images is bad")
+    balanced_sampler: bool = opt(
+        False, "draw training images with probability inverse to their class frequency"
+    )
+
+
+@dataclass
+class ModelSection:
+    model: str = opt("", "registered model name (imgcls models lists them)")
+    model_args: dict[str, Any] = opt(
+        {}, "config overrides of the model, e.g. {drop_rate: 0.2} (--model-arg K=V)"
+    )
+
+
+@dataclass
+class TaskConfig:
+    task: str = opt("auto", "auto | binary | multiclass | multilabel (auto: from the data)")
+    loss: str = opt("auto", "auto | ce | bce | focal (auto: ce for multiclass, bce otherwise)")
+    label_smoothing: float = opt(0.0, "cross-entropy label smoothing")
+    class_weights: str = opt("none", "none | auto (inverse class frequency) | comma-separated weights")
+    pos_weight: str = opt(
+        "none", "BCE positive weight: none | auto (negatives/positives per label) | a number"
+    )
+    focal_gamma: float = opt(2.0, "focal loss gamma")
+    threshold: float = opt(0.5, "decision threshold of binary / multi-label outputs")
+
+
+@dataclass
+class AugSection:
+    augment: str = opt("basic", "augmentation preset: none | basic | strong (fields below override it)")
+    hflip: float | None = opt(None, "probability of a left-right flip")
+    pad_crop: int | None = opt(None, "pad-and-crop padding in pixels")
+    rrc: bool | None = opt(None, "random-resized crop")
+    rrc_scale: tuple[float, float] | None = opt(None, "random-resized crop area range, e.g. 0.08,1")
+    color_jitter: float | None = opt(None, "brightness/contrast/saturation jitter strength")
+    grayscale: float | None = opt(None, "probability of converting to grayscale")
+    auto_augment: str | None = opt(None, "none | randaugment | trivialaugment")
+    ra_ops: int | None = opt(None, "RandAugment operations per image")
+    ra_magnitude: int | None = opt(None, "RandAugment magnitude (0-30)")
+    erasing: float | None = opt(None, "random erasing probability")
+    mixup: float | None = opt(None, "mixup alpha (0 = off)")
+    cutmix: float | None = opt(None, "cutmix alpha (0 = off)")
+
+    def resolve(self, size: int, channels: int) -> AugmentConfig:
+        """The preset for this image size and data, with the fields given here on top; and fills them in."""
+        cfg = augment_preset(self.augment, size, channels)
+        for f in fields(self):
+            if f.name != "augment":
+                value = getattr(self, f.name)
+                if value is None:
+                    setattr(self, f.name, getattr(cfg, f.name))
+                else:
+                    setattr(cfg, f.name, value)
+        cfg.__post_init__()
+        return cfg
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    aug: AugSection = field(default_factory=AugSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: ScheduleConfig = field(default_factory=ScheduleConfig)
+    epochs: int = opt(10, "epochs to train")
+    batch_size: int = opt(64, "images per optimiser step (per process), before accumulation")
+    seed: int = opt(0, "seed of everything: split, order, augmentation, initialisation")
+    precision: str = opt("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 autocast where measured faster)")
+    channels_last: str = opt("auto", "auto | on | off (auto: with bf16 for conv nets, where measured faster)")
+    compile: bool = opt(False, "torch.compile the model (slower to start; rarely faster to train on a CPU)")
+    threads: int = opt(0, "intra-op threads (0: one per physical core)")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    ema: float = opt(0.0, "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved")
+    early_stop: int = opt(0, "stop after this many epochs without a better val score (0 = off)")
+    max_bad_steps: int = opt(5, "abort after this many non-finite losses in a row (each is skipped)")
+    save_every: int = opt(0, "also checkpoint every this many steps (0: at the end of each epoch only)")
+    stop_after_steps: int = opt(
+        0, "stop (as if interrupted, resumable) after this many steps in total (0 = off)"
+    )
+    out: str = opt("runs", "folder that holds the run folders")
+    name: str = opt("", "run folder name (default: the model name, numbered if taken)")
+    resume: str = opt("", "continue the run in this folder exactly where it stopped")
+    tensorboard: bool = opt(True, "write TensorBoard event files into the run folder")
+    progress: bool = opt(True, "show progress bars")
+    eval_test: bool = opt(True, "evaluate the best weights on the test split at the end, if there is one")
+
+
+def parse_size_schedule(text: str, epochs: int) -> list[tuple[int, int]]:
+    """'64:2,96:4,128' -> [(64, 2), (96, 4), (128, epochs)]: size until (exclusive) epoch."""
+    from ..errors import ConfigError
+
+    if not text:
+        return []
+    out = []
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    for i, part in enumerate(parts):
+        size, _, until = part.partition(":")
+        try:
+            out.append((int(size), int(until) if until else epochs))
+        except ValueError:
+            raise ConfigError(f"img_size_schedule {text!r}: expected SIZE:UNTIL_EPOCH,...,SIZE") from None
+        if not until and i != len(parts) - 1:
+            raise ConfigError(f"img_size_schedule {text!r}: only the last size may omit its epoch")
+    if any(b[1] <= a[1] for a, b in itertools.pairwise(out)):
+        raise ConfigError(f"img_size_schedule {text!r}: epochs must increase")
+    return out

@@ -1,0 +1,193 @@
+"""Optimisers: SGD (momentum, Nesterov), AdamW, RMSprop; parameter groups without weight decay on
+norms and biases; layer-wise LR decay; SAM and Lookahead as wrappers around any of them."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import opt
+from ..errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = opt("adamw", "sgd | adamw | rmsprop")
+    lr: float = opt(
+        5e-3,
+        "peak learning rate, not scaled with the batch size (5e-3 suits AdamW on small nets from scratch; large nets want ~1e-3 with warm-up)",
+    )
+    weight_decay: float = opt(0.05, "decoupled (AdamW) or L2 (SGD, RMSprop) weight decay")
+    momentum: float = opt(0.9, "SGD / RMSprop momentum")
+    nesterov: bool = opt(False, "Nesterov momentum (SGD)")
+    betas: tuple[float, float] = opt((0.9, 0.999), "AdamW betas")
+    eps: float = opt(1e-8, "AdamW / RMSprop epsilon")
+    decay_norm_bias: bool = opt(False, "also apply weight decay to norm weights and biases (usually off)")
+    layer_decay: float = opt(
+        1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)"
+    )
+    sam: float = opt(
+        0.0, "SAM neighbourhood size rho (0 = off; Foret et al. use 0.05); doubles the step cost"
+    )
+    lookahead: int = opt(0, "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)")
+    lookahead_alpha: float = opt(0.5, "Lookahead slow-weight step size")
+    clip_grad: float = opt(0.0, "clip the gradient norm to this (0 = off)")
+    accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches")
+
+
+def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module) -> bool:
+    return (
+        p.ndim <= 1
+        or isinstance(module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm)
+        or name.endswith(("pos_embed", "cls_token", "relative_position_bias_table", "rel_bias"))
+    )
+
+
+def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
+    """{parameter name: depth index} from the module order: every parameter up to the first indexed
+    block is the stem (0), each ``name.N`` block a layer, the classifier the last layer."""
+    head = tuple(getattr(model, "head_layers", ()) or ())
+    ids: dict[str, int] = {}
+    blocks: list[str] = []
+    for name, _ in model.named_parameters():
+        if head and name.startswith(tuple(h + "." for h in head)):
+            continue
+        m = re.match(r"^(.*?\.\d+)\.", name)
+        key = m.group(1) if m else None
+        if key is None:
+            ids[name] = len(blocks) if blocks else 0  # stem (before blocks) or a norm after them
+            continue
+        if not blocks or blocks[-1] != key:
+            blocks.append(key)
+        ids[name] = len(blocks)
+    last = len(blocks) + 1
+    for name, _ in model.named_parameters():
+        ids.setdefault(name, last)
+    return ids, last
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    modules = dict(model.named_modules())
+    ids, last = layer_ids(model) if cfg.layer_decay != 1.0 else ({}, 0)
+    groups: dict[tuple[bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        owner = modules.get(name.rsplit(".", 1)[0] if "." in name else "", model)
+        decay = cfg.decay_norm_bias or not _is_no_decay(name, p, owner)
+        layer = ids.get(name, 0)
+        g = groups[(decay, layer)]
+        g["params"].append(p)
+        g["names"].append(name)
+        g["weight_decay"] = cfg.weight_decay if decay else 0.0
+        g["lr_scale"] = cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0
+    return [groups[k] for k in sorted(groups)]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    groups = param_groups(model, cfg)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_scale"]
+        g.pop("names")
+    if cfg.optimizer == "sgd":
+        base: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+        )
+    elif cfg.optimizer == "adamw":
+        base = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    else:
+        base = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps, alpha=0.9)
+    if cfg.lookahead:
+        base = Lookahead(base, cfg.lookahead, cfg.lookahead_alpha)
+    if cfg.sam:
+        base = SAM(base, cfg.sam)
+    return base
+
+
+class _Wrapper(torch.optim.Optimizer):
+    """Shares the wrapped optimiser's param_groups and state, so schedulers and clipping see through it."""
+
+    def __init__(self, base: torch.optim.Optimizer) -> None:
+        self.base = base
+        self.param_groups = base.param_groups
+        self.defaults = base.defaults
+        self.state = base.state
+        self._optimizer_step_pre_hooks = {}
+        self._optimizer_step_post_hooks = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none)
+
+
+class Lookahead(_Wrapper):
+    """Zhang et al. (2019): the wrapped optimiser moves fast weights; every ``k`` steps the slow
+    weights move ``alpha`` of the way to them and the fast weights restart from there."""
+
+    def __init__(self, base: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+        super().__init__(base)
+        self.k, self.alpha, self.steps = k, alpha, 0
+        self.slow = [p.detach().clone() for g in base.param_groups for p in g["params"]]
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = self.base.step(closure)
+        self.steps += 1
+        if self.steps % self.k == 0:
+            for slow, p in zip(self.slow, (p for g in self.param_groups for p in g["params"])):
+                slow.add_(p - slow, alpha=self.alpha)
+                p.copy_(slow)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base": self.base.state_dict(), "steps": self.steps, "slow": self.slow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base.load_state_dict(state["base"])
+        self.steps = state["steps"]
+        for mine, saved in zip(self.slow, state["slow"]):
+            mine.copy_(saved)
+
+
+class SAM(_Wrapper):
+    """Sharpness-aware minimisation (Foret et al., 2021). ``first_step`` moves to the worst point
+    within ``rho`` (along the gradient), the caller recomputes the gradient there, and ``step``
+    returns to the original weights and applies the wrapped optimiser with that gradient."""
+
+    requires_second_pass = True
+
+    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05) -> None:
+        super().__init__(base)
+        self.rho = rho
+        self.offsets: dict[torch.Tensor, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def first_step(self) -> None:
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        norm = torch.norm(torch.stack([p.grad.norm(2) for p in params]), 2) if params else torch.tensor(0.0)
+        scale = self.rho / (norm + 1e-12)
+        for p in params:
+            e = p.grad * scale
+            p.add_(e)
+            self.offsets[p] = e
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for p, e in self.offsets.items():
+            p.sub_(e)
+        self.offsets.clear()
+        return self.base.step(closure)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base": self.base.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base.load_state_dict(state["base"])

@@ -1,0 +1,104 @@
+"""Learning-rate schedules, stepped every optimiser step: linear warm-up, then cosine / step /
+one-cycle / constant; ``plateau`` divides the rate when validation stops improving (per epoch)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import opt
+from ..errors import ConfigError
+
+SCHEDULES = ("cosine", "step", "onecycle", "plateau", "constant")
+
+
+@dataclass
+class ScheduleConfig:
+    schedule: str = opt("cosine", "cosine | step | onecycle | plateau | constant (all per iteration)")
+    warmup_epochs: float = opt(0.0, "linear warm-up from lr * warmup_start over this many epochs")
+    warmup_start: float = opt(0.01, "warm-up starts at this fraction of the peak rate")
+    min_lr: float = opt(0.0, "cosine floor, as a fraction of the peak rate")
+    step_every: float = opt(30.0, "step schedule: multiply by step_gamma every this many epochs")
+    step_gamma: float = opt(0.1, "step schedule factor")
+    onecycle_pct: float = opt(0.25, "one-cycle: fraction of the run spent rising (cosine up, then down)")
+    plateau_patience: int = opt(2, "plateau: epochs without improvement before the rate drops")
+    plateau_factor: float = opt(0.1, "plateau: factor applied at each drop")
+
+
+class Scheduler:
+    """Sets every group's lr = peak * group's lr_scale * factor(step); ``state_dict`` for exact resume."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        cfg: ScheduleConfig,
+        peak_lr: float,
+        total_steps: int,
+        steps_per_epoch: int,
+    ) -> None:
+        if cfg.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
+        self.optimizer, self.cfg, self.peak = optimizer, cfg, peak_lr
+        self.total, self.per_epoch = max(1, total_steps), max(1, steps_per_epoch)
+        self.warmup = round(cfg.warmup_epochs * self.per_epoch)
+        self.step_count, self.plateau_scale, self.best, self.bad_epochs = 0, 1.0, -math.inf, 0
+        self._apply()
+
+    def factor(self, step: int) -> float:
+        c = self.cfg
+        if c.schedule == "onecycle":
+            rise = max(1, round(c.onecycle_pct * self.total))
+            if step < rise:
+                return c.warmup_start + (1 - c.warmup_start) * (1 - math.cos(math.pi * step / rise)) / 2
+            t = min(1.0, (step - rise) / max(1, self.total - rise))
+            return c.min_lr + (1 - c.min_lr) * (1 + math.cos(math.pi * t)) / 2
+        if step < self.warmup:
+            return c.warmup_start + (1 - c.warmup_start) * step / self.warmup
+        if c.schedule == "cosine":
+            t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+            return c.min_lr + (1 - c.min_lr) * (1 + math.cos(math.pi * t)) / 2
+        if c.schedule == "step":
+            return c.step_gamma ** math.floor(step / (c.step_every * self.per_epoch))
+        return self.plateau_scale  # plateau and constant
+
+    def _apply(self) -> None:
+        f = self.factor(self.step_count)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.peak * g.get("lr_scale", 1.0) * f
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def epoch_end(self, metric: float | None) -> None:
+        """Plateau: drop the rate after ``plateau_patience`` epochs without a better ``metric``."""
+        if self.cfg.schedule != "plateau" or metric is None:
+            return
+        if metric > self.best:
+            self.best, self.bad_epochs = metric, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.cfg.plateau_patience:
+                self.plateau_scale *= self.cfg.plateau_factor
+                self.bad_epochs = 0
+        self._apply()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[-1]["lr"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step_count,
+            "plateau_scale": self.plateau_scale,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_count, self.plateau_scale = state["step"], state["plateau_scale"]
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+        self._apply()

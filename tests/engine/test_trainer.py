@@ -1,0 +1,361 @@
+"""Training end to end on small real fixtures: the run folder, exact resume, kills, signals,
+non-finite losses, unsafe checkpoints, tasks, and the MNIST acceptance run."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgcls.config import apply_overrides
+from imgcls.engine.checkpoint import load_safe, load_safetensors
+from imgcls.engine.config import TrainConfig
+from imgcls.engine.trainer import Trainer, train
+
+ROOT = Path(__file__).parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+MNIST = FIXTURES / "mnist"
+FOLDER = FIXTURES / "cifar_jpg"
+
+
+def config(tmp_path: Path, **overrides) -> TrainConfig:
+    base = {
+        "out": str(tmp_path / "runs"),
+        "progress": False,
+        "precision": "fp32",
+        "channels_last": "off",
+        "seed": 0,
+    }
+    return apply_overrides(TrainConfig, {}, {**base, **overrides})
+
+
+def losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "steps.jsonl").read_text().splitlines()]
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imgcls", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def test_run_folder_describes_itself(tmp_path: Path) -> None:
+    result = train(
+        config(tmp_path, data=f"mnist:{MNIST}", model="lenet5", epochs=2, batch_size=16, tensorboard=True)
+    )
+    run = result.run
+    assert result.status == "finished" and result.step == 2 * 3  # 58 train images (6 held out), 16 a batch
+    for name in (
+        "config.yaml",
+        "labels.json",
+        "metrics.jsonl",
+        "steps.jsonl",
+        "checkpoints/last.pt",
+        "model.safetensors",
+        "test_metrics.json",
+    ):
+        assert (run / name).is_file(), name
+    cfg = (run / "config.yaml").read_text()
+    assert (
+        "img_size: 32" in cfg
+        and "color_space: gray" in cfg
+        and "precision: fp32" in cfg
+        and "pad_crop: 2" in cfg
+    )
+    assert json.loads((run / "labels.json").read_text()) == [str(i) for i in range(10)]
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [0, 1] and {"loss", "acc", "top5"} <= set(epochs[0]["val"])
+    _, meta = load_safetensors(run / "model.safetensors")
+    assert meta["model"] == "lenet5" and meta["classes"][0] == "0" and meta["preprocess"]["size"] == 32
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"train/loss_step", "val/acc", "train/lr"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train/loss_step")) == 6
+
+
+def resume_config(tmp_path: Path, workers: int, **extra) -> TrainConfig:
+    """72 px: decoded per image by the file loader (so workers matter); strong augmentation: RRC,
+    TrivialAugment, random erasing, mixup / cutmix; dropout draws from the global RNG."""
+    return config(
+        tmp_path,
+        data=str(FOLDER),
+        model="resnet20",
+        img_size=72,
+        epochs=3,
+        batch_size=16,
+        workers=workers,
+        augment="strong",
+        model_args={"drop_rate": "0.3"},
+        val_fraction=0.2,
+        eval_test=False,
+        tensorboard=False,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The uninterrupted runs, one per worker count."""
+    runs = {}
+    for workers in (0, 2):
+        result = train(resume_config(tmp_path_factory.mktemp(f"straight{workers}"), workers))
+        assert result.step == 9
+        runs[workers] = result.run
+    return runs
+
+
+def val_scores(run: Path) -> list[dict]:
+    return [json.loads(x)["val"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(
+    "stop", [1, 4, 6]
+)  # the first batch, mid-epoch (epoch 2), the last batch of an epoch
+def test_exact_resume(tmp_path: Path, straight: dict[int, Path], workers: int, stop: int) -> None:
+    """N steps straight == K steps, stop, resume: the same per-step losses and val scores, bit for bit."""
+    first = train(resume_config(tmp_path, workers, stop_after_steps=stop))
+    assert first.status == "stopped" and first.step == stop
+    resumed = train(config(tmp_path / "unused", resume=str(first.run)))
+    assert resumed.status == "finished"
+    assert losses(resumed.run) == losses(straight[workers])
+    assert losses(straight[0]) == losses(straight[2])
+    assert val_scores(resumed.run) == val_scores(straight[workers])
+
+
+def test_kill_at_random_moments(tmp_path: Path) -> None:
+    """SIGKILL 20 times at random moments (saves included): the newest checkpoint always loads and a
+    resumed run leaves no temporary files."""
+    rng = random.Random(0)
+    run = tmp_path / "runs" / "lenet5"
+    base = ["train", "--out", str(tmp_path / "runs"), "--no-progress", "--no-tensorboard", "--precision", "fp32",
+            "--channels-last", "off"]  # fmt: skip
+    first = [
+        *base,
+        "--data",
+        f"mnist:{MNIST}",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "400",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "1",
+    ]
+    kills = 0
+    while kills < 20:
+        args = first if not (run / "checkpoints" / "last.pt").is_file() else [*base, "--resume", str(run)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgcls", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(rng.uniform(1.8, 3.6))  # start-up takes ~2 s: most kills land in the loop and its saves
+        proc.kill()
+        proc.wait()
+        kills += 1
+        if (run / "checkpoints" / "last.pt").is_file():
+            state = load_safe(run / "checkpoints" / "last.pt")
+            assert all(torch.isfinite(v).all() for v in state["model"].values())
+    steps_before = load_safe(run / "checkpoints" / "last.pt")["position"]["step"]
+    assert steps_before > 0
+    proc = subprocess.Popen([sys.executable, "-m", "imgcls", *base, "--resume", str(run), "--stop-after-steps", str(steps_before + 3)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert not list(run.rglob("*.tmp-*"))
+    assert load_safe(run / "checkpoints" / "last.pt")["position"]["step"] == steps_before + 3
+
+
+def test_sigterm_saves_and_resumes(tmp_path: Path) -> None:
+    args = ["train", "--data", f"mnist:{MNIST}", "--model", "lenet5", "--epochs", "300", "--batch-size", "8",
+            "--out", str(tmp_path), "--no-progress", "--no-tensorboard", "--precision", "fp32", "--channels-last", "off",
+            "--save-every", "5"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgcls", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = tmp_path / "lenet5" / "checkpoints" / "last.pt"
+    deadline = time.time() + 60
+    while not last.is_file() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "SIGTERM" in err and "resume with: imgcls train --resume" in out
+    step = load_safe(last)["position"]["step"]
+    r = cli(
+        "train", "--resume", str(tmp_path / "lenet5"), "--stop-after-steps", str(step + 2), "--no-progress"
+    )
+    assert r.returncode == 0, r.stderr
+    # two signals: the second exits at once
+    proc = subprocess.Popen([sys.executable, "-m", "imgcls", *args[:-2], "--name", "twice"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 60
+    while not (tmp_path / "twice" / "config.yaml").is_file() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # a different signal: two of the same kind may arrive as one
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "exiting now" in err
+
+
+def test_a_nan_batch_is_skipped_and_counted(tmp_path: Path) -> None:
+    trainer = Trainer(
+        config(tmp_path, data=f"mnist:{MNIST}", model="lenet5", epochs=1, batch_size=8, eval_test=False)
+    )
+    loader = trainer.loader("train", 32)
+    original = loader.iter_from
+
+    def poisoned(start: int):
+        for i, batch in enumerate(original(start), start=start):
+            if i == 2:
+                batch.images = torch.full_like(batch.images, float("nan"))
+            yield batch
+
+    loader.iter_from = poisoned
+    batches = len(loader)
+    result = trainer.fit()
+    assert result.status == "finished" and result.step == batches - 1  # one batch skipped
+    record = json.loads((result.run / "metrics.jsonl").read_text())
+    assert record["skipped_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+
+
+def test_divergence_stops_with_a_clear_message_and_finite_checkpoint(tmp_path: Path) -> None:
+    r = cli("train", "--data", f"mnist:{MNIST}", "--model", "lenet5", "--epochs", "3", "--batch-size", "8", "--lr", "1e10",
+            "--optimizer", "sgd", "--out", str(tmp_path), "--no-progress", "--precision", "fp32", "--channels-last", "off",
+            "--save-every", "1")  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "not finite for 5 steps in a row" in r.stderr and "Lower the learning rate" in r.stderr
+    state = load_safe(tmp_path / "lenet5" / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (tmp_path / "lenet5" / "model.safetensors").exists()  # never saved as best
+
+
+class _Exploit:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {os.environ['IMGCLS_TEST_MARKER']}",))
+
+
+def test_resume_refuses_a_checkpoint_that_runs_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("IMGCLS_TEST_MARKER", str(marker))
+    result = train(
+        config(tmp_path, data=f"mnist:{MNIST}", model="lenet5", epochs=1, batch_size=16, stop_after_steps=1)
+    )
+    with open(result.run / "checkpoints" / "last.pt", "wb") as f:
+        pickle.dump({"model": _Exploit()}, f)
+    env = {**os.environ, "IMGCLS_TEST_MARKER": str(marker)}
+    r = subprocess.run([sys.executable, "-m", "imgcls", "train", "--resume", str(result.run), "--no-progress"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)  # fmt: skip
+    assert r.returncode == 2 and "refusing" in r.stderr and not marker.exists()
+
+
+def test_multilabel_run(tmp_path: Path) -> None:
+    result = train(config(tmp_path, data=str(FIXTURES / "labels" / "multilabel.csv"), model="resnet20", epochs=1,
+                          batch_size=16, pos_weight="auto", augment="strong"))  # fmt: skip
+    assert result.status == "finished" and "f1" in result.best and "f1" in result.test
+    _, meta = load_safetensors(result.run / "model.safetensors")
+    assert meta["task"] == "multilabel" and meta["num_outputs"] == 4
+
+
+def test_binary_run_with_focal_loss(tmp_path: Path) -> None:
+    data = tmp_path / "catdog"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (data / split).mkdir(parents=True, exist_ok=True)
+            os.symlink(FOLDER / split / cls, data / split / cls)
+    result = train(
+        config(
+            tmp_path,
+            data=str(data),
+            model="resnet20",
+            epochs=2,
+            batch_size=4,
+            loss="focal",
+            val_fraction=0.25,
+        )
+    )
+    assert result.status == "finished" and 0 <= result.test["acc"] <= 1
+    _, meta = load_safetensors(result.run / "model.safetensors")
+    assert meta["task"] == "binary" and meta["num_outputs"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {
+            "ema": "0.9",
+            "accum_steps": "2",
+            "clip_grad": "1.0",
+            "optimizer": "sgd",
+            "nesterov": "true",
+            "schedule": "onecycle",
+        },
+        {"sam": "0.05", "lookahead": "2", "schedule": "step", "step_every": "1"},
+        {
+            "optimizer": "rmsprop",
+            "layer_decay": "0.7",
+            "schedule": "plateau",
+            "class_weights": "auto",
+            "balanced_sampler": "true",
+        },
+        {"img_size_schedule": "24:1,32", "early_stop": "1", "label_smoothing": "0.1", "mixup": "0.2"},
+    ],
+)
+def test_training_options_run(tmp_path: Path, extra: dict) -> None:
+    result = train(config(tmp_path, data=f"mnist:{MNIST}", model="lenet5", epochs=2, batch_size=8, **extra))
+    assert result.status in ("finished", "early_stopped") and result.step > 0
+    assert all(torch.isfinite(torch.tensor(x)) for x in losses(result.run))
+
+
+def test_bad_images_skip_report_in_the_run(tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(FOLDER / "train", data)
+    shutil.copy(FIXTURES / "images" / "bad" / "truncated.jpg", data / "cat" / "truncated.jpg")
+    r = cli("train", "--data", str(data), "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "runs"),
+            "--no-progress", "--precision", "fp32", "--channels-last", "off", "--batch-size", "8")  # fmt: skip
+    assert r.returncode == 2 and "truncated.jpg" in r.stderr and "--on-bad-image=skip" in r.stderr
+    r = cli("train", "--data", str(data), "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "runs"), "--name", "skip",
+            "--no-progress", "--precision", "fp32", "--channels-last", "off", "--on-bad-image", "skip", "--max-bad-fraction", "0.1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "truncated.jpg" in (tmp_path / "runs" / "skip" / "bad_images.csv").read_text()
+
+
+def test_mnist_one_epoch_reaches_98_5_percent(tmp_path: Path) -> None:
+    """The acceptance run, with the defaults: imgcls train --data mnist:data/mnist --model lenet5 --epochs 1."""
+    r = cli(
+        "train",
+        "--data",
+        "mnist:data/mnist",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    )
+    assert r.returncode == 0, r.stderr
+    test = json.loads((tmp_path / "lenet5" / "test_metrics.json").read_text())
+    assert test["acc"] >= 0.985 and test["images"] == 10_000
