@@ -19,3 +19,21 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["IMGCLS_CACHE"] = str(tmp_path_factory.mktemp("imgcls-cache"))
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's acceptance run, trained once per session with the defaults:
+    imgcls train --data mnist:data/mnist --model lenet5 --epochs 1"""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("mnist-run")
+    root = Path(__file__).parents[1]
+    r = subprocess.run(
+        [sys.executable, "-m", "imgcls", "train", "--data", "mnist:data/mnist", "--model", "lenet5", "--epochs", "1",
+         "--out", str(out), "--no-progress"],
+        capture_output=True, text=True, timeout=600, cwd=root,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out / "lenet5"

@@ -4,7 +4,16 @@ from .errors import ImgclsError
 from .models import create_model, list_models, model_info
 
 __version__ = "0.1.0"
-__all__ = ["ImgclsError", "TrainConfig", "__version__", "create_model", "list_models", "model_info", "train"]
+__all__ = [
+    "ImgclsError",
+    "TrainConfig",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load",
+    "model_info",
+    "train",
+]
 
 
 def __getattr__(name: str):  # the training engine loads on first use: `imgcls models` stays quick
@@ -12,6 +21,10 @@ def __getattr__(name: str):  # the training engine loads on first use: `imgcls m
         from .engine.trainer import train
 
         return train
+    if name == "load":
+        from .predict import load
+
+        return load
     if name == "TrainConfig":
         from .engine.config import TrainConfig
 

@@ -85,6 +85,96 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.status == "interrupted" else 0
 
 
+def expand_images(paths: Sequence[str]) -> list[str]:
+    """Files as given; folders -> every image file under them (natural order)."""
+    import os
+
+    from .data.folder import is_image_name
+    from .errors import ImgclsError
+    from .sorting import natural_key
+
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = [
+                os.path.join(d, f)
+                for d, _, fs in os.walk(p)
+                for f in fs
+                if is_image_name(f) and not f.startswith(".")
+            ]
+            out += sorted(found, key=natural_key)
+        elif os.path.exists(p):
+            out.append(p)
+        else:
+            raise ImgclsError(f"{p!r} does not exist")
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import load, to_csv
+    from .progress import track
+
+    clf = load(args.run)
+    if args.threshold is not None:
+        clf.task.threshold = args.threshold
+    files = expand_images(args.images)
+    preds = []
+    batches = [files[i : i + args.batch_size] for i in range(0, len(files), args.batch_size)]
+    for batch in track(batches, "predicting", disable=len(batches) < 2 or args.no_progress, unit="batch"):
+        preds += clf.predict(batch, topk=args.topk, tta=args.tta, batch_size=args.batch_size, skip_bad=True)
+    bad = [p for p in preds if p.error]
+    for p in bad:
+        print(f"imgcls: skipped {p.source}: {p.error}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps([p.as_dict() for p in preds], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(preds, args.topk))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{args.run}: {clf.meta.get('model')}, {clf.task.kind}")
+        table.add_column("file", overflow="fold")
+        table.add_column("prediction")
+        table.add_column(f"top {args.topk}", overflow="fold")
+        for p in preds:
+            if p.error:
+                table.add_row(p.source, "[red]unreadable", p.error)
+            else:
+                shown = (
+                    ", ".join(p.labels) if clf.task.kind == "multilabel" else f"{p.label} {p.probability:.0%}"
+                )
+                table.add_row(p.source, shown, "  ".join(f"{c} {q:.2f}" for c, q in p.top(args.topk)))
+        Console().print(table)
+    return 1 if bad and len(bad) == len(preds) else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_run
+
+    result = evaluate_run(args.run, args.data, args.split, args.tta, args.calibrate, args.batch_size, args.out,
+                          report=not args.no_report, progress=not args.no_progress)  # fmt: skip
+    m = result.metrics
+    keys = (
+        "accuracy",
+        "top5",
+        "balanced_accuracy",
+        "roc_auc",
+        "pr_auc",
+        "mAP",
+        "subset_accuracy",
+        "ece",
+        "loss",
+    )
+    shown = "  ".join(f"{k} {m[k]:.4f}" for k in keys if m.get(k) is not None)
+    print(f"{m['model']} on {m['data']} [{m['split']}, {m['images']} images, tta {m['tta']}]: {shown}")
+    out = args.out or (
+        args.run if __import__("os").path.isdir(args.run) else __import__("os").path.dirname(args.run)
+    )
+    print(f"written: {out}/metrics.json" + ("" if args.no_report else f", {out}/report.html"))
+    return 0
+
+
 def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
     """One --option per leaf of the config tree (dashes for underscores), typed later by the config."""
     import dataclasses
@@ -162,6 +252,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_config_options(p, TrainConfig)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="metrics.json and a self-contained report.html for a trained run",
+        description="Evaluate a run on a split of DATA (default: the run's own data, its test split, else val): "
+        "loss, accuracy, top-k, precision/recall/F1, confusion matrix, calibration, ROC/PR where they apply; "
+        "report.html holds the plots, the top-losses gallery and Grad-CAM / attention overlays.",
+    )
+    p.add_argument("run", help="a run folder (or its model.safetensors)")
+    p.add_argument("--data", help="data source (default: the one the run trained on)")
+    p.add_argument("--split", help="train | val | test (default: test if the data has one, else val)")
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "ten_crop", "multiscale"),
+        default="none",
+        help="test-time augmentation",
+    )
+    p.add_argument(
+        "--calibrate", action="store_true", help="fit temperature scaling on val; saved as calibration.json"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", help="folder for metrics.json and report.html (default: the run folder)")
+    p.add_argument("--no-report", action="store_true", help="metrics.json only")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "predict",
+        help="class probabilities for images or folders of images",
+        description="Predict with a trained run (or its model.safetensors): each image's top classes and "
+        "probabilities. Folders are searched for images. Files that cannot be read are reported and skipped; "
+        "the rest are predicted (exit status 1 only when none could be read).",
+    )
+    p.add_argument("run", help="a run folder or a model.safetensors written by imgcls train")
+    p.add_argument("images", nargs="+", help="image files and/or folders")
+    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--threshold", type=float, help="decision threshold for binary / multi-label (default: the run's)"
+    )
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "ten_crop", "multiscale"),
+        default="none",
+        help="test-time augmentation",
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_predict)
 
     data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

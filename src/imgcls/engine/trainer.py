@@ -397,7 +397,7 @@ class Trainer:
         return {
             "model": self.cfg.model.model, "model_args": self.cfg.model.model_args, "num_outputs": self.task.num_outputs,
             "classes": self.source.classes, "task": self.task.kind, "threshold": self.task.threshold,
-            "preprocess": self.pre.to_dict(), "imgcls_format": 1,
+            "preprocess": self.pre.to_dict(), "hflip": self.aug.hflip, "pad_crop": self.aug.pad_crop, "imgcls_format": 1,
         }  # fmt: skip
 
     def save_best(self, model: torch.nn.Module) -> None:

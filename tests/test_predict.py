@@ -1,0 +1,117 @@
+"""``imgcls.load`` / ``predict`` / ``eval`` on the session's trained LeNet-5 (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import imgcls
+from imgcls.data import load_mnist
+from imgcls.evaluation import evaluate_run
+from imgcls.predict import Prediction, to_csv
+
+ROOT = Path(__file__).parents[1]
+BAD = ROOT / "tests" / "fixtures" / "images" / "bad"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """1,000 real MNIST test digits as PNG files, and their labels."""
+    folder = tmp_path_factory.mktemp("digits")
+    images, labels = load_mnist(ROOT / "data" / "mnist", "test")
+    for i in range(1000):
+        Image.fromarray(images[i]).save(folder / f"{i:04d}.png")
+    return folder, labels[:1000]
+
+
+def test_predict_accepts_every_kind_of_input(mnist_run: Path, digits: tuple[Path, np.ndarray]) -> None:
+    clf = imgcls.load(mnist_run)
+    folder, labels = digits
+    path = folder / "0000.png"
+    one = clf.predict(path)
+    assert isinstance(one, Prediction) and one.label == str(labels[0]) and 0.5 < one.probability <= 1
+    assert str(one).startswith(f"{labels[0]} ") and len(one.top(3)) == 3
+    pixels = np.array(Image.open(path))
+    same = [
+        clf.predict(str(path)), clf.predict(path.read_bytes()), clf.predict(Image.open(path)), clf.predict(pixels),
+        clf.predict(torch.from_numpy(pixels)[None]),  # uint8 (C, H, W)
+    ]  # fmt: skip
+    for p in same:
+        assert p.probs == one.probs
+    batch = clf.predict(np.stack([pixels, pixels]))
+    assert isinstance(batch, list) and len(batch) == 2 and batch[1].label == one.label
+    assert np.allclose(batch[1].probs, one.probs, rtol=1e-5, atol=1e-7)  # a batch of 2: kernels may round differently
+    many = clf.predict([folder / f"{i:04d}.png" for i in range(200)])
+    accuracy = np.mean([p.label == str(y) for p, y in zip(many, labels[:200])])
+    assert accuracy > 0.95
+
+
+def test_prediction_equals_the_evaluation_output(mnist_run: Path, tmp_path: Path) -> None:
+    result = evaluate_run(mnist_run, split="test", out=tmp_path, report=False, progress=False)
+    clf = imgcls.load(mnist_run)
+    for i in (0, 17, 9999):
+        # the same input tensor (tests/data/test_loader.py); outputs may differ in the last bit only,
+        # as the evaluation ran a batch of 64 and this a batch of 1 (kernels block by batch size)
+        single = clf.predict_proba(result.sources[i])[0]
+        assert torch.allclose(single, torch.from_numpy(result.probs[i]).float(), rtol=1e-5, atol=1e-7)
+        assert int(single.argmax()) == int(result.probs[i].argmax())
+    assert (
+        abs(result.metrics["accuracy"] - json.loads((mnist_run / "test_metrics.json").read_text())["acc"])
+        < 1e-9
+    )
+
+
+def test_cli_predict_folder_of_1000_with_bad_files(
+    mnist_run: Path, digits: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    shutil.copytree(digits[0], folder)
+    for name in ("truncated.jpg", "page.jpg", "empty.jpg"):
+        shutil.copy(BAD / name, folder / name)
+    r = subprocess.run([sys.executable, "-m", "imgcls", "predict", str(mnist_run), str(folder), "--format", "csv", "--topk", "3"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "predicting" in r.stderr  # the progress bar
+    for name in ("truncated.jpg", "page.jpg", "empty.jpg"):
+        assert f"skipped {folder / name}" in r.stderr
+    clf = imgcls.load(mnist_run)
+    files = sorted(str(p) for p in folder.iterdir())
+    from imgcls.sorting import natural_key
+
+    files.sort(key=natural_key)
+    api = to_csv(clf.predict(files, topk=3, skip_bad=True), 3)
+    assert r.stdout == api
+    rows = r.stdout.splitlines()
+    assert len(rows) == 1 + 1003 and sum(1 for x in rows if x.endswith(",")) == 1000  # no error column: the digits
+
+
+def test_ten_crop_at_least_as_accurate_as_single_crop(mnist_run: Path, tmp_path: Path) -> None:
+    single = evaluate_run(mnist_run, split="test", out=tmp_path / "a", report=False, progress=False)
+    ten = evaluate_run(
+        mnist_run, split="test", tta="ten_crop", out=tmp_path / "b", report=False, progress=False
+    )
+    assert ten.metrics["accuracy"] >= single.metrics["accuracy"], (
+        ten.metrics["accuracy"],
+        single.metrics["accuracy"],
+    )
+    flip = evaluate_run(mnist_run, split="test", tta="flip", out=tmp_path / "c", report=False, progress=False)
+    assert (
+        flip.metrics["accuracy"] == single.metrics["accuracy"]
+    )  # digits were trained without flips: none applied
+
+
+def test_calibration_is_fitted_on_val_and_saved(mnist_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(mnist_run, run)
+    result = evaluate_run(run, calibrate=True, report=False, progress=False)
+    saved = json.loads((run / "calibration.json").read_text())
+    assert saved["fitted_on"] == "val" and 0.2 < saved["temperature"] < 5
+    assert imgcls.load(run).temperature == saved["temperature"] == result.metrics["temperature"]
