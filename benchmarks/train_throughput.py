@@ -27,7 +27,9 @@ from imgcls.engine.precision import autocast, choose
 MODELS = ["resnet50", "efficientnet_b0", "vit_small_patch16_224"]
 
 
-def step_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str, cl: bool, steps: int) -> float:
+def step_time(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str, cl: bool, steps: int
+) -> float:
     model = model.to(memory_format=torch.channels_last if cl else torch.contiguous_format).train()
     x = x.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -62,15 +64,25 @@ def main() -> None:
         precision, cl, trial = choose(model, x, lambda out, y=y: F.cross_entropy(out.float(), y), torch.device("cpu"),
                                       "auto", "auto", key=f"bench:{name}")  # fmt: skip
         fp32 = step_time(model, x, y, "fp32", False, args.steps)
-        auto = step_time(model, x, y, precision, cl, args.steps) if (precision, cl) != ("fp32", False) else fp32
+        auto = (
+            step_time(model, x, y, precision, cl, args.steps) if (precision, cl) != ("fp32", False) else fp32
+        )
         rows.append({"model": name, "auto": precision + ("+channels_last" if cl else ""), "fp32_img_s": args.batch / fp32,
                      "auto_img_s": args.batch / auto, "trial_s_per_step": trial})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    table = Table(title=f"training img/s, batch {args.batch}, {args.size}x{args.size}, {torch.get_num_threads()} threads")
+    table = Table(
+        title=f"training img/s, batch {args.batch}, {args.size}x{args.size}, {torch.get_num_threads()} threads"
+    )
     for col in ("model", "auto picks", "fp32 img/s", "auto img/s", "speed-up"):
         table.add_column(col, justify="left" if col in ("model", "auto picks") else "right")
     for r in rows:
-        table.add_row(r["model"], r["auto"], f"{r['fp32_img_s']:.2f}", f"{r['auto_img_s']:.2f}", f"{r['auto_img_s'] / r['fp32_img_s']:.2f}x")
+        table.add_row(
+            r["model"],
+            r["auto"],
+            f"{r['fp32_img_s']:.2f}",
+            f"{r['auto_img_s']:.2f}",
+            f"{r['auto_img_s'] / r['fp32_img_s']:.2f}x",
+        )
     Console().print(table)
     if args.json:
         with open(args.json, "w") as f:

@@ -48,7 +48,9 @@ def test_predict_accepts_every_kind_of_input(mnist_run: Path, digits: tuple[Path
         assert p.probs == one.probs
     batch = clf.predict(np.stack([pixels, pixels]))
     assert isinstance(batch, list) and len(batch) == 2 and batch[1].label == one.label
-    assert np.allclose(batch[1].probs, one.probs, rtol=1e-5, atol=1e-7)  # a batch of 2: kernels may round differently
+    assert np.allclose(
+        batch[1].probs, one.probs, rtol=1e-5, atol=1e-7
+    )  # a batch of 2: kernels may round differently
     many = clf.predict([folder / f"{i:04d}.png" for i in range(200)])
     accuracy = np.mean([p.label == str(y) for p, y in zip(many, labels[:200])])
     assert accuracy > 0.95
@@ -90,7 +92,9 @@ def test_cli_predict_folder_of_1000_with_bad_files(
     api = to_csv(clf.predict(files, topk=3, skip_bad=True), 3)
     assert r.stdout == api
     rows = r.stdout.splitlines()
-    assert len(rows) == 1 + 1003 and sum(1 for x in rows if x.endswith(",")) == 1000  # no error column: the digits
+    assert (
+        len(rows) == 1 + 1003 and sum(1 for x in rows if x.endswith(",")) == 1000
+    )  # no error column: the digits
 
 
 def test_ten_crop_at_least_as_accurate_as_single_crop(mnist_run: Path, tmp_path: Path) -> None:

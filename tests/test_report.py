@@ -111,3 +111,33 @@ def test_grad_cam_and_attention_maps() -> None:
     assert att.shape == (2, 64, 64) and abs(float(att.max()) - 1) < 1e-6
     assert explain(vit, torch.randn(1, 3, 64, 64))[0] == "attention"
     assert explain(cnn, torch.randn(1, 3, 32, 32))[0] == "grad-cam"
+
+
+@pytest.mark.parametrize("kind", ["binary", "multilabel"])
+def test_binary_and_multilabel_reports(tmp_path: Path, kind: str) -> None:
+    from imgcls.config import apply_overrides
+
+    fixtures = ROOT / "tests" / "fixtures"
+    if kind == "binary":
+        data = tmp_path / "catdog"
+        for split in ("train", "test"):
+            (data / split).mkdir(parents=True)
+            for cls in ("cat", "dog"):
+                os.symlink(fixtures / "cifar_jpg" / split / cls, data / split / cls)
+    else:
+        data = fixtures / "labels" / "multilabel.csv"
+    cfg = apply_overrides(imgcls.TrainConfig, {}, {"data": str(data), "model": "resnet20", "epochs": 1, "batch_size": 8,
+                                                   "out": str(tmp_path / "runs"), "progress": False, "precision": "fp32"})  # fmt: skip
+    run = imgcls.train(cfg).run
+    result = evaluate_run(run, out=tmp_path / "eval", progress=False)
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert 'id="roc"' in page and 'id="top-losses"' in page
+    if kind == "binary":
+        assert result.metrics["task"] == "binary" and result.metrics["roc_auc"] is not None
+        assert 'id="confusion"' in page and 0 <= result.metrics["best_f1_threshold"] <= 1
+    else:
+        assert (
+            result.metrics["task"] == "multilabel"
+            and "mAP" in result.metrics
+            and 'id="confusion"' not in page
+        )

@@ -59,6 +59,17 @@ def cmd_data_shard(args: argparse.Namespace) -> int:
     return 0
 
 
+# what `imgcls finetune` changes in the training defaults: the head alone for an epoch, then everything
+# with layer-wise decaying rates (the blocks nearest the input change least). Measured with
+# benchmarks/transfer.py (CIFAR-10 5 -> 5 classes, 100 images each, ResNet-20): this 74.8 % against
+# 57.9 % for lr 1e-3 / decay 0.7 / 2 frozen epochs, 70.8 % without layer decay, 59.5 % from scratch.
+FINETUNE_DEFAULTS = {
+    "model": {"freeze": "backbone", "freeze_epochs": 1},
+    "optim": {"layer_decay": 0.85},
+    "sched": {"warmup_epochs": 0.5},
+}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import apply_overrides, load_yaml
     from .engine.config import TrainConfig
@@ -68,6 +79,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model_arg:
         overrides["model_args"] = parse_model_args(args.model_arg)
     base = load_yaml(args.config) if args.config else {}
+    if args.command == "finetune":
+        if not overrides.get("init") and not overrides.get("resume"):
+            raise ConfigError(
+                "imgcls finetune needs --init WEIGHTS (a run folder or a torchvision / timm state dict)"
+            )
+        base = _merge(FINETUNE_DEFAULTS, base)
     cfg = apply_overrides(TrainConfig, base, overrides)
     result = train(cfg)
     best = result.best
@@ -172,6 +189,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.run if __import__("os").path.isdir(args.run) else __import__("os").path.dirname(args.run)
     )
     print(f"written: {out}/metrics.json" + ("" if args.no_report else f", {out}/report.html"))
+    return 0
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in a.items()}
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    import json as _json
+
+    import torch
+
+    from . import create_model
+    from .data.pipeline import preprocess_for
+    from .data.source import open_source
+    from .features import extract, save_npz
+    from .transfer import read_state_dict
+
+    _, meta = read_state_dict(args.weights)
+    name = args.model or meta.get("model")
+    if not name:
+        raise ConfigError(f"{args.weights!r} does not say which model it is: give --model NAME")
+    source = open_source(args.data).with_val(args.val_fraction, args.seed)
+    from . import model_info
+
+    pre = preprocess_for(model_info(name), source.channels, args.img_size)
+    with torch.no_grad():
+        from .models.base import skip_init
+
+        with skip_init():
+            model = create_model(
+                name, num_classes=meta.get("num_outputs"), in_chans=pre.channels, **meta.get("model_args", {})
+            )
+        from .transfer import load_pretrained
+
+        load_pretrained(model, args.weights, verbose=False)
+    key = f"{name}:{_json.dumps(meta.get('model_args', {}), sort_keys=True)}"
+    splits = {s: extract(model, source, s, pre, init=args.weights, key=key, batch_size=args.batch_size, progress=not args.no_progress)
+              for s in (args.splits.split(",") if args.splits else source.splits)}  # fmt: skip
+    save_npz(
+        args.out,
+        splits,
+        {"model": name, "weights": args.weights, "data": args.data, "classes": source.classes},
+    )
+    for s, (f, _) in splits.items():
+        print(f"{s}: {f.shape[0]:,} x {f.shape[1]} features")
+    print(f"written: {args.out}")
     return 0
 
 
@@ -301,6 +368,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune pretrained weights (--init): the head first, then everything with layer-wise rates",
+        description="imgcls train with transfer-learning defaults: --freeze backbone for --freeze-epochs 1 (batch "
+        "norms of the frozen backbone kept in eval mode), then every layer with --layer-decay 0.85, after a "
+        "0.5-epoch warm-up. Every train option is available and overrides these.",
+    )
+    p.add_argument(
+        "--config", metavar="YAML", help="a YAML file of config sections (overridden by the options)"
+    )
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="override a model config field"
+    )
+    add_config_options(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "features",
+        help="pooled backbone features of a data source, to a .npz",
+        description="Run a backbone once over each split of DATA (eval preprocessing) and save the pooled "
+        "features (what the classifier sees) with the targets: SPLIT_features, SPLIT_targets, meta. Cached.",
+    )
+    p.add_argument(
+        "weights", help="a run folder, model.safetensors, or a torchvision / timm state dict (then --model)"
+    )
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--model", help="registered model name (default: from the weights' metadata)")
+    p.add_argument("--splits", help="comma-separated splits (default: all)")
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_features)
 
     data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

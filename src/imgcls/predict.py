@@ -103,7 +103,11 @@ class Predictor:
                 raise ConfigError(
                     "float tensors are model inputs already: call predict_proba_tensor(x) with them"
                 )
-            source = source.permute(1, 2, 0).numpy() if source.ndim == 3 and source.shape[0] in (1, 3, 4) else source.numpy()
+            source = (
+                source.permute(1, 2, 0).numpy()
+                if source.ndim == 3 and source.shape[0] in (1, 3, 4)
+                else source.numpy()
+            )
             source = source[..., 0] if source.ndim == 3 and source.shape[-1] == 1 else source
         img = pre.load(source)
         if tta in ("none", "flip"):
@@ -257,7 +261,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     if (run / "calibration.json").is_file():
         temperature = float(json.loads((run / "calibration.json").read_text())["temperature"])
     pad = int(meta["pad_crop"]) if meta.get("pad_crop") else None
-    return Predictor(model, classes, task, pre, meta, temperature, bool(meta.get("hflip", 0.5) > 0), pad, device)
+    return Predictor(
+        model, classes, task, pre, meta, temperature, bool(meta.get("hflip", 0.5) > 0), pad, device
+    )
 
 
 def to_csv(predictions: Sequence[Prediction], topk: int = 5) -> str:

@@ -44,6 +44,19 @@ class ModelSection:
     model_args: dict[str, Any] = opt(
         {}, "config overrides of the model, e.g. {drop_rate: 0.2} (--model-arg K=V)"
     )
+    init: str = opt(
+        "", "start from these weights: a run folder, model.safetensors, or a torchvision / timm state dict"
+    )
+    freeze: str = opt(
+        "none",
+        "none | backbone | stages:N (the stem and the first N-1 blocks); frozen norms stay in eval mode",
+    )
+    freeze_epochs: int = opt(
+        0, "keep --freeze for this many epochs, then train everything (0: the whole run)"
+    )
+    linear_probe: bool = opt(
+        False, "train only a linear classifier on the frozen backbone's pooled features (computed once)"
+    )
 
 
 @dataclass

@@ -151,6 +151,10 @@ class Trainer:
             in_chans=self.pre.channels,
             **cfg.model.model_args,
         )
+        if cfg.model.init and resume is None:
+            from ..transfer import load_pretrained
+
+            load_pretrained(self.model, cfg.model.init, verbose=cfg.progress)
         self.model.to(self.device)
         self.aug = cfg.aug.resolve(self.pre.size, self.source.channels)
         self._make_loader = make_loader
@@ -179,13 +183,15 @@ class Trainer:
 
         self.has_aux = type(self.model)._forward_with_aux is not Classifier._forward_with_aux
 
-        # optimisation
+        # optimisation: over every parameter; frozen ones get no gradient, so the optimiser leaves
+        # them as they are until --freeze-epochs ends and they thaw
         self.steps_per_epoch = math.ceil(len(self.loader("train", self.size_at(0))) / cfg.optim.accum_steps)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = Scheduler(
             self.optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * self.steps_per_epoch, self.steps_per_epoch
         )
         self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema else None
+        self.set_freeze(0)
 
         # position
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
@@ -208,6 +214,21 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(self.run / "tensorboard"), purge_step=self.step if resume else None)
+
+    def set_freeze(self, epoch: int) -> None:
+        from ..transfer import freeze
+
+        spec = self.cfg.model.freeze
+        active = spec not in ("", "none") and (
+            not self.cfg.model.freeze_epochs or epoch < self.cfg.model.freeze_epochs
+        )
+        freeze(self.model, spec if active else "none")
+
+    def train_mode(self) -> None:
+        from ..transfer import keep_frozen_norms_eval
+
+        self.model.train()
+        keep_frozen_norms_eval(self.model)
 
     # ---- data -------------------------------------------------------------------------------
     def size_at(self, epoch: int) -> int:
@@ -295,7 +316,8 @@ class Trainer:
                     rate="",
                 )
                 started, seen = time.perf_counter(), 0
-                self.model.train()
+                self.set_freeze(self.epoch)
+                self.train_mode()
                 for batch in loader.iter_from(self.batch_in_epoch):
                     self.batch_in_epoch += 1
                     step_now = self.batch_in_epoch % cfg.optim.accum_steps == 0 or self.batch_in_epoch == len(
@@ -391,6 +413,97 @@ class Trainer:
         self.epoch_sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
         self.save()
         return bool(cfg.early_stop and self.stale_epochs >= cfg.early_stop), record
+
+    # ---- the linear probe -------------------------------------------------------------------
+    def fit_probe(self) -> TrainResult:
+        """Train only the final classifier layer on the frozen backbone's pooled features, computed
+        once per split (eval preprocessing, no augmentation) and cached: seconds instead of epochs
+        of backbone passes. Saves the whole model (backbone + trained layer) like any run."""
+        from ..features import classifier_layer, extract
+
+        cfg = self.cfg
+        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{self.task.num_outputs}"
+        feats = {
+            split: tuple(torch.from_numpy(a) for a in extract(
+                self.model, self.source, split, self.pre, init=cfg.model.init, key=key, batch_size=max(cfg.batch_size, 128),
+                precision=cfg.precision, progress=cfg.progress))
+            for split in self.source.splits
+        }  # fmt: skip
+        head = classifier_layer(self.model)
+        optimizer = build_optimizer(head, cfg.optim)
+        x, y = feats["train"]
+        per_epoch = math.ceil(len(x) / cfg.batch_size)
+        scheduler = Scheduler(optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * per_epoch, per_epoch)
+        g = torch.Generator().manual_seed(cfg.seed)
+        best_state: dict[str, torch.Tensor] = {}
+        for epoch in range(cfg.epochs):
+            head.train()
+            order, total, n = torch.randperm(len(x), generator=g), 0.0, 0
+            for b in range(per_epoch):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                loss = self.task.loss(head(x[idx]), y[idx])
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                self.step += 1
+                total, n = total + loss.item() * len(idx), n + len(idx)
+                self.pending_steps.append(
+                    {"step": self.step, "epoch": epoch, "loss": loss.item(), "lr": scheduler.lr}
+                )
+            val = self._probe_metrics(head, *feats["val"])
+            train = {"loss": total / max(n, 1), "acc": self._probe_metrics(head, x, y)["acc"]}
+            with open(self.run / "metrics.jsonl", "a") as f:
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": epoch,
+                            "step": self.step,
+                            "lr": scheduler.lr,
+                            "train": train,
+                            "val": val,
+                            "skipped_steps": 0,
+                        }
+                    )
+                    + "\n"
+                )
+            self.epoch = epoch + 1
+            if score(val, self.task) > self.best_score:
+                self.best_score, self.best = score(val, self.task), {"epoch": epoch, **val}
+                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+                self.save_best(self.model)
+            if cfg.progress:
+                print(
+                    _epoch_line(
+                        {"epoch": epoch, "train": train, "val": val, "skipped_steps": 0}, cfg.epochs, 0.0
+                    )
+                )
+        self.save_steps()
+        if self.tb is not None:
+            self.tb.close()
+        result = TrainResult(self.run, "finished", self.epoch, self.step, self.best)
+        if best_state and "test" in feats:
+            head.load_state_dict(best_state)
+            result.test = self._probe_metrics(head, *feats["test"])
+            write_text_atomic(self.run / "test_metrics.json", json.dumps(result.test, indent=1) + "\n")
+        return result
+
+    @torch.no_grad()
+    def _probe_metrics(self, head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        head.eval()
+        logits = head(x).float()
+        out = {
+            "loss": float(self.task.loss(logits, y)),
+            "acc": self.task.correct(logits, y) / max(len(y), 1),
+            "images": float(len(y)),
+        }
+        if self.task.kind == "multiclass" and self.task.num_classes >= 10:
+            out["top5"] = float((logits.topk(5, 1).indices == y[:, None]).any(1).float().mean())
+        if self.task.kind == "multilabel":
+            pred, true = self.task.predict(logits), (y >= 0.5).long()
+            tp, fp, fn = (pred & true).sum(), (pred & (1 - true)).sum(), ((1 - pred) & true).sum()
+            out["f1"] = float(2 * tp / max(int(2 * tp + fp + fn), 1))
+        return out
 
     # ---- files ------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -504,4 +617,5 @@ def _pos_weight(spec: str, targets: torch.Tensor, kind: str) -> torch.Tensor | N
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train as ``cfg`` says (or resume ``cfg.resume``); returns where the run is and how it ended."""
-    return Trainer(cfg).fit()
+    trainer = Trainer(cfg)
+    return trainer.fit_probe() if trainer.cfg.model.linear_probe else trainer.fit()

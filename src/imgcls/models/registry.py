@@ -11,6 +11,7 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -140,6 +141,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     device: torch.device | str | None = None,
+    weights: str | Path | None = None,
     **overrides: Any,
 ) -> Classifier:
     """Build a registered model.
@@ -148,6 +150,9 @@ def create_model(
     10 for the CIFAR ones, 10 / 1 for LeNet-5). Every field of the family's config dataclass can be
     overridden by name (``act="gelu"``, ``drop_rate=0.2`` ...); an unknown name is refused with the
     nearest valid one. ``device="meta"`` builds a shape-only model (used for FLOP counting).
+    ``weights`` loads pretrained weights (a run folder, our model.safetensors, or a torchvision / timm
+    state dict) through ``imgcls.transfer.load_pretrained``: a head of another size is re-initialised,
+    the stem adapted to ``in_chans``, ViT position embeddings resampled.
     """
     info = model_info(name)
     for key, value in (("num_classes", num_classes), ("in_chans", in_chans)):
@@ -165,6 +170,10 @@ def create_model(
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = info.model_cls(config)
     model.info = dataclasses.replace(info, config=config, input_size=(config.in_chans, *info.input_size[1:]))
+    if weights is not None:
+        from ..transfer import load_pretrained
+
+        load_pretrained(model, weights)
     return model
 
 

@@ -1,0 +1,88 @@
+"""Pooled features of a backbone (``forward_head(pre_logits=True)``: what the classifier sees), for
+``imgcls features`` and the linear probe. Extracted once per (weights, model, data split,
+preprocessing) and cached as ``.npz`` in the cache folder, so a second probe or export is instant."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.loader import make_loader
+from .data.pipeline import Preprocess
+from .data.source import DataSource
+
+
+def _weights_stamp(init: str) -> str:
+    if not init:
+        return "random-init"
+    p = Path(init)
+    p = p / "model.safetensors" if p.is_dir() else p
+    st = p.stat()
+    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@torch.no_grad()
+def extract(
+    model: torch.nn.Module,
+    source: DataSource,
+    split: str,
+    pre: Preprocess,
+    *,
+    init: str = "",
+    key: str = "",
+    batch_size: int = 128,
+    precision: str = "fp32",
+    progress: bool = True,
+    cache: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, D) float32, targets) of one split, in the split's order (eval preprocessing)."""
+    from .engine.precision import autocast
+    from .progress import track
+
+    stamp = json.dumps(
+        [_weights_stamp(init), key, source.spec, split, pre.to_dict(), precision], sort_keys=True
+    )
+    folder = Path(os.environ.get("IMGCLS_CACHE") or Path.home() / ".cache" / "imgcls") / "features"
+    path = folder / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".npz")
+    if cache and path.is_file():
+        with np.load(path) as f:
+            return f["features"], f["targets"]
+    loader = make_loader(source, split, pre, None, batch_size)
+    model.eval()
+    device = next(model.parameters()).device
+    feats, targets = [], []
+    for batch in track(loader, f"features of {split}", disable=not progress, unit="batch"):
+        with autocast(device, precision):
+            f = model.forward_head(model.forward_features(batch.images.to(device)), pre_logits=True)
+        feats.append(f.float().cpu().numpy())
+        targets.append(batch.targets.numpy())
+    features, target = np.concatenate(feats), np.concatenate(targets)
+    if cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}.npz")
+        np.savez(tmp, features=features, targets=target)
+        os.replace(tmp, path)
+    return features, target
+
+
+def classifier_layer(model: torch.nn.Module) -> torch.nn.Module:
+    """The final layer that maps pooled features to outputs (the first of ``head_layers``)."""
+    heads = getattr(model, "head_layers", ())
+    if not heads:
+        raise ValueError(f"{type(model).__name__} names no classifier layer")
+    return model.get_submodule(heads[0])
+
+
+def save_npz(
+    path: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict[str, Any]
+) -> None:
+    arrays = {}
+    for name, (f, t) in splits.items():
+        arrays[f"{name}_features"], arrays[f"{name}_targets"] = f, t
+    np.savez(path, **arrays, meta=np.array(json.dumps(meta)))

@@ -1,0 +1,238 @@
+"""Pretrained weights in: every reference manifest's state dict (filled by the rule) loads into a
+model with another number of classes and gives the reference model's pooled features; wrappers and
+prefixes, channel adaptation, position-embedding resampling, clear errors, unsafe files refused;
+freezing."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgcls import create_model
+from imgcls.analysis.parity import fill_value, load_manifest
+from imgcls.models.base import min_input_size, skip_init
+from imgcls.transfer import (
+    WeightsMismatchError,
+    adapt_channels,
+    freeze,
+    keep_frozen_norms_eval,
+    load_pretrained,
+)
+
+REFERENCE = Path(__file__).parent / "fixtures" / "reference"
+MANIFESTS = sorted(REFERENCE.glob("*.json"))
+WRAPS = ["bare", "state_dict", "module", "model+module"]
+
+
+def manifest_state(manifest: dict, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference's state dict rebuilt from its manifest: keys, shapes and dtypes as listed, floats
+    set by the fill rule (sorted-key index), other tensors the model's own values (as the rule says)."""
+    entries = manifest["state_dict"]
+    order = {key: i for i, key in enumerate(sorted(k for k, _, _ in entries))}
+    out = {}
+    for key, shape, dtype in entries:
+        dt = getattr(torch, dtype.replace("torch.", ""))
+        if dt.is_floating_point:
+            out[key] = fill_value(key, order[key], torch.empty(shape, dtype=dt))
+        else:
+            out[key] = own[key].clone() if key in own else torch.zeros(shape, dtype=dt)
+    return out
+
+
+def wrap(state: dict[str, torch.Tensor], how: str) -> object:
+    if how == "bare":
+        return state
+    if how == "state_dict":
+        return {"state_dict": state, "epoch": 90}
+    prefixed = {f"module.{k}": v for k, v in state.items()}
+    return prefixed if how == "module" else {"model": prefixed, "optimizer": {}}
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
+def test_manifest_weights_load_with_a_new_head_and_keep_the_features(path: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(path)
+    name = "vit_base_patch16_224" if manifest["name"] == "vit_b_16" else manifest["name"]
+    with skip_init():
+        reference = create_model(name, num_classes=manifest["num_classes"]).eval()
+    state = manifest_state(manifest, reference.state_dict())
+    if manifest["name"] == "vit_b_16":
+        from imgcls.models.vit import convert_torchvision_vit
+
+        reference.load_state_dict(convert_torchvision_vit(state), strict=True)
+    else:
+        reference.load_state_dict(state, strict=True)
+    how = WRAPS[MANIFESTS.index(path) % len(WRAPS)]
+    suffix = ".bin" if how == "bare" else ".pth"
+    torch.save(wrap(state, how), tmp_path / f"weights{suffix}")
+
+    with skip_init():  # the loaded weights overwrite the backbone's initialisation anyway
+        model = create_model(name, num_classes=7, weights=tmp_path / f"weights{suffix}").eval()
+    assert model.forward_head(model.forward_features(torch.zeros(1, *_input(reference, manifest)))).shape == (
+        1,
+        7,
+    )
+    x = torch.randn(2, *_input(reference, manifest), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model.forward_head(model.forward_features(x), pre_logits=True)
+        theirs = reference.forward_head(reference.forward_features(x), pre_logits=True)
+    assert torch.equal(ours, theirs)
+
+
+def _input(model: torch.nn.Module, manifest: dict) -> tuple[int, int, int]:
+    """The reference size for the transformers (fixed grids / windows); otherwise a small input the
+    model accepts: the same function at 64 px checks the weights as well as at 224 px, 10x faster."""
+    if getattr(model, "has_attention", False):
+        return tuple(manifest["input_size"][1:])
+    side = max(64, min_input_size(model))
+    return (3, side, side)
+
+
+def test_gray_input_from_rgb_weights_and_vit_at_another_resolution(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    rgb = create_model("resnet18").eval()
+    torch.save(rgb.state_dict(), tmp_path / "r18.pth")
+    gray = create_model("resnet18", in_chans=1, weights=tmp_path / "r18.pth").eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():  # a gray image through the summed filters = the RGB model on (x, x, x)
+        assert torch.allclose(gray(x), rgb(x.expand(-1, 3, -1, -1)), atol=1e-4)
+    six = adapt_channels(
+        rgb.conv1.weight.detach(), 6
+    )  # repeated, scaled by 3/6: a constant image responds the same
+    assert six.shape[1] == 6 and torch.allclose(six.sum(1), rgb.conv1.weight.detach().sum(1), atol=1e-6)
+    vit = create_model("vit_tiny_patch16_224", num_classes=10)
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    notes = load_pretrained(
+        create_model("vit_tiny_patch16_224", img_size=384, num_classes=10),
+        tmp_path / "vit.pth",
+        verbose=False,
+    )
+    assert any("pos_embed: 197 positions resampled to 577" in n for n in notes)
+
+
+def test_mismatches_are_errors_that_list_the_keys(tmp_path: Path) -> None:
+    torch.save(create_model("resnet18").state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"does not fit ResNet \(resnet50\): missing: layer1\.0\.conv3\.weight.*shapes differ: layer1\.0\.conv1\.weight",
+    ):
+        create_model("resnet50", weights=tmp_path / "r18.pth")
+    torch.save({"epoch": 3, "notes": "no tensors"}, tmp_path / "junk.pt")
+    with pytest.raises(WeightsMismatchError, match="holds no state dict"):
+        create_model("resnet18", weights=tmp_path / "junk.pt")
+
+
+class _Exploit:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {os.environ['IMGCLS_TEST_MARKER']}",))
+
+
+def test_weights_that_run_code_are_refused_unrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgcls.engine.checkpoint import UnsafeWeightsError
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("IMGCLS_TEST_MARKER", str(marker))
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"state_dict": {"conv1.weight": _Exploit()}}, f)
+    with pytest.raises(UnsafeWeightsError):
+        create_model("resnet18", weights=tmp_path / "evil.pth")
+    assert not marker.exists()
+
+
+def test_freeze_backbone_and_stages() -> None:
+    model = create_model("resnet18", num_classes=5)
+    frozen = freeze(model, "backbone")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["fc.weight", "fc.bias"] and len(frozen) == len(list(model.parameters())) - 2
+    model.train()
+    keep_frozen_norms_eval(model)
+    assert not model.bn1.training and model.fc.training
+    freeze(model, "stages:3")  # conv1, bn1, layer1.0
+    assert not model.conv1.weight.requires_grad and not model.layer1[0].conv1.weight.requires_grad
+    assert model.layer1[1].conv1.weight.requires_grad and model.fc.weight.requires_grad
+    assert freeze(model, "none") == [] and all(p.requires_grad for p in model.parameters())
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from imgcls import TrainConfig, train
+    from imgcls.config import apply_overrides
+
+    out = tmp_path_factory.mktemp("base")
+    cfg = apply_overrides(TrainConfig, {}, {"data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "epochs": 1,
+                                            "out": str(out), "progress": False, "precision": "fp32"})  # fmt: skip
+    return train(cfg).run
+
+
+def _cli(*args: str):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "imgcls", *args], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+
+
+def test_finetune_freezes_the_backbone_first(base_run: Path, tmp_path: Path) -> None:
+    from imgcls.engine.checkpoint import load_safetensors
+
+    r = _cli("finetune", "--data", str(FIXTURES / "labels" / "multilabel.csv"), "--model", "resnet20")
+    assert r.returncode == 2 and "needs --init" in r.stderr
+    r = _cli("finetune", "--data", str(FIXTURES / "labels" / "multilabel.csv"), "--model", "resnet20", "--init", str(base_run),
+             "--epochs", "1", "--out", str(tmp_path), "--precision", "fp32", "--save-every", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "fc: 10 outputs in the weights, 4 here: re-initialised" in r.stdout
+    base, _ = load_safetensors(base_run / "model.safetensors")
+    tuned, meta = load_safetensors(tmp_path / "resnet20" / "model.safetensors")
+    assert meta["task"] == "multilabel"
+    for key in ("conv1.weight", "layer2.1.conv2.weight", "bn1.running_mean", "layer3.2.bn2.running_var"):
+        assert torch.equal(base[key], tuned[key]), key  # frozen for the first epoch, norms in eval mode
+    assert not torch.equal(base["fc.bias"][:4], tuned["fc.bias"])
+    config = (tmp_path / "resnet20" / "config.yaml").read_text()
+    assert "freeze: backbone" in config and "layer_decay: 0.85" in config and "freeze_epochs: 1" in config
+
+
+def test_linear_probe_and_features(base_run: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from imgcls import TrainConfig, train
+    from imgcls.config import apply_overrides
+    from imgcls.engine.checkpoint import load_safetensors
+
+    cfg = apply_overrides(TrainConfig, {}, {"data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "epochs": 5, "init": str(base_run),
+                                            "linear_probe": True, "out": str(tmp_path), "progress": False, "lr": 0.05})  # fmt: skip
+    result = train(cfg)
+    assert result.status == "finished" and 0 <= result.test["acc"] <= 1 and result.step == 5
+    base, _ = load_safetensors(base_run / "model.safetensors")
+    probed, _ = load_safetensors(result.run / "model.safetensors")
+    assert all(torch.equal(base[k], probed[k]) for k in base if not k.startswith("fc."))
+    assert not torch.equal(base["fc.weight"], probed["fc.weight"])
+    clf = imgcls_load(result.run)  # the probe's run predicts like any run
+    assert clf.predict(FIXTURES / "images" / "cifar" / "cat_0000.jpg").label in clf.classes
+    r = _cli(
+        "features",
+        str(base_run),
+        "--data",
+        str(FIXTURES / "cifar_jpg"),
+        "--out",
+        str(tmp_path / "f.npz"),
+        "--no-progress",
+    )
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "f.npz") as f:
+        assert (
+            f["train_features"].shape == (50, 64)
+            and f["test_features"].shape == (20, 64)
+            and f["test_targets"].shape == (20,)
+        )
+
+
+def imgcls_load(run: Path):  # type: ignore[no-untyped-def]
+    import imgcls
+
+    return imgcls.load(run)
