@@ -37,3 +37,21 @@ def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return out / "lenet5"
+
+
+class _CodeRunningPickle:
+    """Unpickling this runs ``touch MARKER``: what a malicious weight file does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def code_pickle():  # type: ignore[no-untyped-def]
+    """A factory of objects whose unpickling would create the given marker file."""
+    return _CodeRunningPickle

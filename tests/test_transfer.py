@@ -5,7 +5,6 @@ freezing."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
@@ -125,18 +124,12 @@ def test_mismatches_are_errors_that_list_the_keys(tmp_path: Path) -> None:
         create_model("resnet18", weights=tmp_path / "junk.pt")
 
 
-class _Exploit:
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (os.system, (f"touch {os.environ['IMGCLS_TEST_MARKER']}",))
-
-
-def test_weights_that_run_code_are_refused_unrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_that_run_code_are_refused_unrun(tmp_path: Path, code_pickle) -> None:  # type: ignore[no-untyped-def]
     from imgcls.engine.checkpoint import UnsafeWeightsError
 
     marker = tmp_path / "pwned"
-    monkeypatch.setenv("IMGCLS_TEST_MARKER", str(marker))
     with open(tmp_path / "evil.pth", "wb") as f:
-        pickle.dump({"state_dict": {"conv1.weight": _Exploit()}}, f)
+        pickle.dump({"state_dict": {"conv1.weight": code_pickle(marker)}}, f)
     with pytest.raises(UnsafeWeightsError):
         create_model("resnet18", weights=tmp_path / "evil.pth")
     assert not marker.exists()

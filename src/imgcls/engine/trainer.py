@@ -26,7 +26,7 @@ from ..errors import ConfigError, ImgclsError
 from ..tasks import Task, class_weights_auto, pos_weight_auto
 from .checkpoint import clean_temp, load_safe, save_atomic, save_safetensors, write_text_atomic
 from .config import TrainConfig, parse_size_schedule
-from .evaluate import evaluate, score
+from .evaluate import evaluate, score, scores
 from .optim import build_optimizer
 from .precision import ModelEMA, autocast, choose
 from .schedule import Scheduler
@@ -491,19 +491,7 @@ class Trainer:
     @torch.no_grad()
     def _probe_metrics(self, head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         head.eval()
-        logits = head(x).float()
-        out = {
-            "loss": float(self.task.loss(logits, y)),
-            "acc": self.task.correct(logits, y) / max(len(y), 1),
-            "images": float(len(y)),
-        }
-        if self.task.kind == "multiclass" and self.task.num_classes >= 10:
-            out["top5"] = float((logits.topk(5, 1).indices == y[:, None]).any(1).float().mean())
-        if self.task.kind == "multilabel":
-            pred, true = self.task.predict(logits), (y >= 0.5).long()
-            tp, fp, fn = (pred & true).sum(), (pred & (1 - true)).sum(), ((1 - pred) & true).sum()
-            out["f1"] = float(2 * tp / max(int(2 * tp + fp + fn), 1))
-        return out
+        return scores(head(x), y, self.task)
 
     # ---- files ------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
