@@ -219,3 +219,20 @@ def test_skip_aborts_above_the_bad_fraction(mixed_folder: Path, tmp_path: Path, 
         for _ in make_loader(src, "train", pre_for("resnet18", img_size=48), None, 2, workers=workers,
                              on_bad_image="skip", max_bad_fraction=0.2, bad_report=tmp_path / "bad_images.csv"):  # fmt: skip
             pass
+
+
+def test_balanced_draws_reach_every_loader() -> None:
+    from imgcls.data.loader import BatchPlan
+
+    targets = np.r_[np.zeros(900, int), np.ones(100, int)]
+    weights = 1.0 / np.bincount(targets)[targets]
+    drawn = np.concatenate(BatchPlan(50, True, seed=0, weights=weights).batches(1000, epoch=0))
+    assert len(drawn) == 1000 and 400 < (targets[drawn] == 1).sum() < 600  # 10 % of the data, ~half the draws
+    src = open_source(FOLDER)
+    only = np.zeros(60)
+    only[17] = 1.0  # all the weight on one image: every draw must be it
+    for model, cache in (("resnet20", True), ("resnet20", False)):
+        loader = make_loader(
+            src, "train", pre_for(model), None, 16, shuffle=True, cache=cache, sample_weights=only
+        )
+        assert set(torch.cat([b.index for b in loader]).tolist()) == {17}, cache

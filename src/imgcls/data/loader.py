@@ -27,7 +27,7 @@ import math
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,29 @@ def _batches(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.nda
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+@dataclass
+class BatchPlan:
+    """How an epoch becomes batches, the same for every loader: order (seeded by seed and epoch;
+    weighted draws for a balanced sampler), this rank's share, batch size, a short last batch or not."""
+
+    batch_size: int
+    shuffle: bool
+    seed: int = 0
+    drop_last: bool = False
+    rank: int = 0
+    world: int = 1
+    weights: np.ndarray | None = None  # per sample: draw n with replacement in proportion
+
+    def batches(self, n: int, epoch: int, start: int = 0) -> list[np.ndarray]:
+        """Sample indices in [0, n) of this rank's batches of ``epoch``, from batch ``start`` on."""
+        order = epoch_order(n, self.shuffle, self.seed, epoch, self.rank, self.world, self.weights)
+        return _batches(order, self.batch_size, self.drop_last)[start:]
+
+    def count(self, n: int) -> int:
+        per_rank = math.ceil(n / self.world)
+        return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+
+
 def _seed_worker(worker_id: int) -> None:
     info = get_worker_info()
     ds = info.dataset  # type: ignore[union-attr]
@@ -193,22 +216,12 @@ class FileLoader:
         pre: Preprocess,
         aug: AugmentConfig | None,
         batch: BatchTransform,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
+        plan: BatchPlan,
         workers: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world: int = 1,
         bad_log: BadImageLog | None = None,
-        sample_weights: np.ndarray | None = None,
     ) -> None:
-        self.split, self.batch, self.batch_size = split, batch, batch_size
-        self.weights = sample_weights
-        self.shuffle, self.seed, self.workers, self.drop_last = shuffle, seed, workers, drop_last
-        self.rank, self.world, self.epoch = rank, world, 0
-        self.dataset = _SampleDataset(split, pre, aug, seed)
+        self.split, self.batch, self.plan, self.workers, self.epoch = split, batch, plan, workers, 0
+        self.dataset = _SampleDataset(split, pre, aug, plan.seed)
         self.train = aug is not None
         self.bad_log = bad_log or BadImageLog(total=len(split))
         if self.bad_log.total is None:
@@ -218,24 +231,20 @@ class FileLoader:
         self.epoch = self.dataset.epoch = epoch
 
     def __len__(self) -> int:
-        n = math.ceil(len(self.split) / self.world)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return self.plan.count(len(self.split))
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
-        order = epoch_order(
-            len(self.split), self.shuffle, self.seed, self.epoch, self.rank, self.world, self.weights
-        )
-        batches = _batches(order, self.batch_size, self.drop_last)[start:]
-        keys = [[(self.epoch, int(i)) for i in b] for b in batches]
+        plan = self.plan
+        keys = [[(self.epoch, int(i)) for i in b] for b in plan.batches(len(self.split), self.epoch, start)]
         loader = DataLoader(
             self.dataset,
             batch_sampler=keys,
             num_workers=self.workers,
             collate_fn=_collate,
-            generator=torch.Generator().manual_seed(self.seed),  # never touch the global RNG
+            generator=torch.Generator().manual_seed(plan.seed),  # never touch the global RNG
             worker_init_fn=_seed_worker if self.workers else None,
             prefetch_factor=4 if self.workers else None,
         )
@@ -245,7 +254,7 @@ class FileLoader:
                 continue
             idx = torch.tensor(index, dtype=torch.int64)
             targets = torch.from_numpy(self.split.targets[idx.numpy()])
-            g = batch_generator(self.seed, self.epoch, self.rank, b) if self.train else None
+            g = batch_generator(plan.seed, self.epoch, plan.rank, b) if self.train else None
             images, targets = self.batch(pixels, targets, g)
             yield Batch(images, targets, idx, [(self.split.name(i), r) for i, r in bad])
 
@@ -261,42 +270,32 @@ class CachedLoader:
         pre: Preprocess,
         aug: AugmentConfig | None,
         batch: BatchTransform,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world: int = 1,
-        sample_weights: np.ndarray | None = None,
+        plan: BatchPlan,
     ) -> None:
-        self.pixels, self.targets = pixels, targets
+        self.pixels, self.targets, self.batch, self.epoch = pixels, targets, batch, 0
         self.keep = keep if keep is not None else np.arange(len(targets))  # the samples that decoded
-        self.weights = sample_weights[self.keep] if sample_weights is not None else None
-        self.batch, self.batch_size, self.shuffle, self.seed = batch, batch_size, shuffle, seed
-        self.drop_last, self.rank, self.world, self.epoch = drop_last, rank, world, 0
+        if plan.weights is not None:
+            plan = replace(plan, weights=plan.weights[self.keep])
+        self.plan = plan
         self.augment = CachedBatchAugment(pre, aug) if aug is not None else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = math.ceil(len(self.keep) / self.world)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return self.plan.count(len(self.keep))
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
-        order = self.keep[
-            epoch_order(len(self.keep), self.shuffle, self.seed, self.epoch, self.rank, self.world)
-        ]
-        for b, idx in enumerate(_batches(order, self.batch_size, self.drop_last)[start:], start=start):
+        batches = self.plan.batches(len(self.keep), self.epoch, start)
+        for b, idx in enumerate((self.keep[i] for i in batches), start=start):
             x = torch.from_numpy(np.ascontiguousarray(self.pixels[idx]))  # a copy, from RAM or the memmap
             targets = torch.from_numpy(self.targets[idx])
             g = None
             if self.augment is not None:
-                g = batch_generator(self.seed, self.epoch, self.rank, b)
+                g = batch_generator(self.plan.seed, self.epoch, self.plan.rank, b)
                 x = self.augment(x, g)
             images, targets = self.batch(x, targets, g)
             yield Batch(images, targets, torch.from_numpy(idx.astype(np.int64)))
@@ -374,6 +373,8 @@ def _collate_stream(items: list[tuple]) -> tuple:
 
 
 class ShardLoader:
+    """Tar shards streamed through a seeded shuffle buffer; ``plan`` gives batch size, seed, rank."""
+
     def __init__(
         self,
         split: ShardSplit,
@@ -382,26 +383,16 @@ class ShardLoader:
         pre: Preprocess,
         aug: AugmentConfig | None,
         batch: BatchTransform,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
+        plan: BatchPlan,
         workers: int = 0,
         buffer: int = 2000,
-        rank: int = 0,
-        world: int = 1,
         bad_log: BadImageLog | None = None,
     ) -> None:
         self.split, self.classes, self.multilabel = split, classes, multilabel
-        self.batch, self.batch_size, self.seed, self.workers, self.rank = (
-            batch,
-            batch_size,
-            seed,
-            workers,
-            rank,
+        self.batch, self.plan, self.workers, self.epoch, self.train = batch, plan, workers, 0, aug is not None
+        self.stream = _ShardStream(
+            split, classes, pre, aug, plan.seed, plan.shuffle, buffer, plan.rank, plan.world
         )
-        self.stream = _ShardStream(split, classes, pre, aug, seed, shuffle, buffer, rank, world)
-        self.world, self.epoch, self.train = world, 0, aug is not None
         self.bad_log = bad_log or BadImageLog(total=split.length)
         self.index = {c: i for i, c in enumerate(classes)}
 
@@ -409,16 +400,21 @@ class ShardLoader:
         self.epoch = self.stream.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.split) / self.world / self.batch_size)
+        return math.ceil(len(self.split) / self.plan.world / self.plan.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
+        plan = self.plan
         loader = DataLoader(
-            self.stream, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate_stream,
-            worker_init_fn=_seed_worker if self.workers else None, generator=torch.Generator().manual_seed(self.seed),
-        )  # fmt: skip
+            self.stream,
+            batch_size=plan.batch_size,
+            num_workers=self.workers,
+            collate_fn=_collate_stream,
+            worker_init_fn=_seed_worker if self.workers else None,
+            generator=torch.Generator().manual_seed(plan.seed),
+        )
         seen = 0
         for b, (pixels, labels, bad) in enumerate(loader):
             seen += (0 if pixels is None else len(pixels)) + len(bad)
@@ -426,7 +422,7 @@ class ShardLoader:
             if b < start or pixels is None:
                 continue  # resuming: a stream can only be skipped through
             targets = self._targets(labels)
-            g = batch_generator(self.seed, self.epoch, self.rank, b) if self.train else None
+            g = batch_generator(plan.seed, self.epoch, plan.rank, b) if self.train else None
             images, targets = self.batch(pixels, targets, g)
             yield Batch(images, targets, torch.full((len(targets),), -1), bad)
 
@@ -482,15 +478,14 @@ def make_loader(
     total = len(data) if not isinstance(data, ShardSplit) or data.length is not None else None
     bad_log = BadImageLog(on_bad_image, max_bad_fraction, total, bad_report)
     batch = BatchTransform(pre, aug, source.num_classes, smoothing)
+    plan = BatchPlan(batch_size, shuffle, seed, drop_last, rank, world, sample_weights)
     if isinstance(data, ShardSplit):
-        return ShardLoader(data, source.classes, source.multilabel, pre, aug, batch, batch_size, shuffle=shuffle,
-                           seed=seed, workers=workers, rank=rank, world=world, bad_log=bad_log)  # fmt: skip
+        return ShardLoader(
+            data, source.classes, source.multilabel, pre, aug, batch, plan, workers, bad_log=bad_log
+        )
     if use_cache(data, pre) if cache is None else cache:
         from .cache import decoded_pixels
 
         pixels, keep = decoded_pixels(data, pre, bad_log, workers=workers, progress=progress)
-        return CachedLoader(pixels, data.targets, keep, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed,
-                            drop_last=drop_last, rank=rank, world=world, sample_weights=sample_weights)  # fmt: skip
-    return FileLoader(data, pre, aug, batch, batch_size, shuffle=shuffle, seed=seed, workers=workers,
-                      drop_last=drop_last, rank=rank, world=world, bad_log=bad_log,
-                      sample_weights=sample_weights)  # fmt: skip
+        return CachedLoader(pixels, data.targets, keep, pre, aug, batch, plan)
+    return FileLoader(data, pre, aug, batch, plan, workers, bad_log)
