@@ -61,14 +61,15 @@ def main() -> None:
         model = imgcls.create_model(name)
         x = torch.randn(args.batch, 3, args.size, args.size)
         y = torch.randint(0, model.info.num_classes, (args.batch,))
-        precision, cl, trial = choose(model, x, lambda out, y=y: F.cross_entropy(out.float(), y), torch.device("cpu"),
+        verdict = choose(model, x, lambda out, y=y: F.cross_entropy(out.float(), y), torch.device("cpu"),
                                       "auto", "auto", key=f"bench:{name}")  # fmt: skip
+        precision, cl = verdict.precision, verdict.channels_last
         fp32 = step_time(model, x, y, "fp32", False, args.steps)
         auto = (
             step_time(model, x, y, precision, cl, args.steps) if (precision, cl) != ("fp32", False) else fp32
         )
         rows.append({"model": name, "auto": precision + ("+channels_last" if cl else ""), "fp32_img_s": args.batch / fp32,
-                     "auto_img_s": args.batch / auto, "trial_s_per_step": trial})  # fmt: skip
+                     "auto_img_s": args.batch / auto, "trial_s_per_step": verdict.seconds})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     table = Table(
         title=f"training img/s, batch {args.batch}, {args.size}x{args.size}, {torch.get_num_threads()} threads"

@@ -64,7 +64,9 @@ def build_folders(archive: Path, work: Path, per_class: int) -> tuple[Path, Path
 
 
 def run(name: str, out: Path, base: dict, **overrides) -> tuple[dict, float, list[float]]:
-    cfg = apply_overrides(imgcls.TrainConfig, base, {"out": str(out), "name": name, "progress": False, **overrides})
+    cfg = apply_overrides(
+        imgcls.TrainConfig, base, {"out": str(out), "name": name, "progress": False, **overrides}
+    )
     start = time.perf_counter()
     result = imgcls.train(cfg)
     seconds = time.perf_counter() - start
@@ -97,9 +99,25 @@ def main() -> None:
         pretrained = runs / "A-pretrain"
     results = {
         "scratch": run("B-scratch", runs, {}, data=str(b), epochs=args.epochs, **common),
-        "fine-tune": run("B-finetune", runs, _merge(FINETUNE_DEFAULTS, {}), data=str(b), epochs=args.epochs,
-                         init=str(pretrained), **common),
-        "linear probe": run("B-probe", runs, {}, data=str(b), epochs=args.epochs, init=str(pretrained), linear_probe=True, **common),
+        "fine-tune": run(
+            "B-finetune",
+            runs,
+            _merge(FINETUNE_DEFAULTS, {}),
+            data=str(b),
+            epochs=args.epochs,
+            init=str(pretrained),
+            **common,
+        ),
+        "linear probe": run(
+            "B-probe",
+            runs,
+            {},
+            data=str(b),
+            epochs=args.epochs,
+            init=str(pretrained),
+            linear_probe=True,
+            **common,
+        ),
     }
     table = Table(title=f"B = {args.per_class} images x 5 classes, {args.epochs} epochs; A pretraining: "
                         f"{args.pretrain_epochs} epochs, {pre_seconds:.0f} s")  # fmt: skip
@@ -117,13 +135,21 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, (_, _, curve) in results.items():
         ax.plot(range(1, len(curve) + 1), curve, "o-", label=name, markersize=3)
-    ax.set(xlabel="epoch over B", ylabel="val accuracy", title=f"CIFAR-10: pretrain on 5 classes, learn 5 others from {args.per_class}/class")
+    ax.set(
+        xlabel="epoch over B",
+        ylabel="val accuracy",
+        title=f"CIFAR-10: pretrain on 5 classes, learn 5 others from {args.per_class}/class",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.savefig(args.plot, dpi=110, bbox_inches="tight")
     print(f"curves: {args.plot}")
     if args.json:
-        Path(args.json).write_text(json.dumps({k: {"test": t, "seconds": s, "val_curve": c} for k, (t, s, c) in results.items()}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {k: {"test": t, "seconds": s, "val_curve": c} for k, (t, s, c) in results.items()}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

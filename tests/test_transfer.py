@@ -229,3 +229,57 @@ def imgcls_load(run: Path):  # type: ignore[no-untyped-def]
     import imgcls
 
     return imgcls.load(run)
+
+
+def test_finetune_thaws_after_the_frozen_epochs_with_layer_decayed_rates(
+    base_run: Path, tmp_path: Path
+) -> None:
+    """Epoch 1 trains the head alone; from epoch 2 everything trains, each block at its decayed rate."""
+    from imgcls.cli import FINETUNE_DEFAULTS
+    from imgcls.config import apply_overrides
+    from imgcls.engine.config import TrainConfig
+    from imgcls.engine.optim import layer_ids
+    from imgcls.engine.trainer import Trainer
+
+    cfg = apply_overrides(TrainConfig, FINETUNE_DEFAULTS, {
+        "data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "init": str(base_run), "epochs": 2, "out": str(tmp_path),
+        "progress": False, "precision": "fp32", "channels_last": "off", "eval_test": False, "tensorboard": False})  # fmt: skip
+    trainer = Trainer(cfg)
+    at_epoch_start: dict[int, dict[str, torch.Tensor]] = {}
+
+    def snapshot(module: torch.nn.Module, args: tuple) -> None:
+        if module.training and trainer.epoch not in at_epoch_start:
+            at_epoch_start[trainer.epoch] = {k: v.clone() for k, v in module.state_dict().items()}
+
+    trainer.model.register_forward_pre_hook(snapshot)
+    trainer.fit()
+    end = trainer.model.state_dict()
+    start, thawed = at_epoch_start[0], at_epoch_start[1]
+    backbone = [k for k in end if not k.startswith("fc.") and k.endswith("weight")]
+    assert all(torch.equal(start[k], thawed[k]) for k in backbone)  # frozen through epoch 1
+    assert not torch.equal(start["fc.weight"], thawed["fc.weight"])
+    assert all(not torch.equal(thawed[k], end[k]) for k in backbone)  # every layer moved in epoch 2
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    scale = {names[id(p)]: g["lr_scale"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    ids, last = layer_ids(trainer.model)
+    assert all(scale[n] == pytest.approx(0.85 ** (last - ids[n])) for n in scale)
+    assert scale["conv1.weight"] < scale["layer2.0.conv1.weight"] < scale["fc.weight"] == 1.0
+
+
+def test_freeze_stages_through_a_run(base_run: Path, tmp_path: Path) -> None:
+    from imgcls import TrainConfig, train
+    from imgcls.config import apply_overrides
+
+    spec = "stages:3"
+    expected = set(freeze(create_model("resnet20"), spec))
+    cfg = apply_overrides(TrainConfig, {}, {"data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "init": str(base_run),
+                                            "freeze": spec, "epochs": 1, "out": str(tmp_path), "progress": False,
+                                            "precision": "fp32", "eval_test": False})  # fmt: skip
+    from imgcls.engine.checkpoint import load_safetensors
+
+    run = train(cfg).run
+    base, _ = load_safetensors(base_run / "model.safetensors")
+    tuned, _ = load_safetensors(run / "model.safetensors")
+    params = {n for n, _ in create_model("resnet20").named_parameters()}
+    unchanged = {k for k in params if torch.equal(base[k], tuned[k])}
+    assert expected and unchanged == expected

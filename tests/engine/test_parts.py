@@ -215,3 +215,16 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
     assert meta == {"classes": ["a", "b"], "task": "binary"}
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
     assert math.isfinite(sum(float(v.float().sum()) for v in loaded.values()))
+
+
+def test_wrappers_see_the_wrapped_groups_after_a_load() -> None:
+    """``load_state_dict`` gives the wrapped optimiser new group dicts: a rate set through the wrapper
+    (as the scheduler does) must still reach them (it did not, and resumed SAM / Lookahead runs kept
+    the rate of the moment they resumed)."""
+    model = nn.Linear(4, 2)
+    opt = build_optimizer(model, OptimConfig(optimizer="sgd", lr=0.1, sam=0.05, lookahead=2))
+    opt.load_state_dict(opt.state_dict())
+    for g in opt.param_groups:
+        g["lr"] = 0.123
+    inner = opt.base.base
+    assert all(g["lr"] == 0.123 for g in inner.param_groups) and opt.state is inner.state

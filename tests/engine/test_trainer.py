@@ -16,36 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from imgcls.config import apply_overrides
 from imgcls.engine.checkpoint import load_safe, load_safetensors
 from imgcls.engine.config import TrainConfig
 from imgcls.engine.trainer import Trainer, train
-
-ROOT = Path(__file__).parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
-MNIST = FIXTURES / "mnist"
-FOLDER = FIXTURES / "cifar_jpg"
-
-
-def config(tmp_path: Path, **overrides) -> TrainConfig:
-    base = {
-        "out": str(tmp_path / "runs"),
-        "progress": False,
-        "precision": "fp32",
-        "channels_last": "off",
-        "seed": 0,
-    }
-    return apply_overrides(TrainConfig, {}, {**base, **overrides})
-
-
-def losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "steps.jsonl").read_text().splitlines()]
-
-
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgcls", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+from support import FIXTURES, FOLDER, MNIST, ROOT, cli, config, losses
 
 
 def test_run_folder_describes_itself(tmp_path: Path) -> None:
@@ -84,24 +58,13 @@ def test_run_folder_describes_itself(tmp_path: Path) -> None:
     assert len(events.Scalars("train/loss_step")) == 6
 
 
-def resume_config(tmp_path: Path, workers: int, **extra) -> TrainConfig:
+def resume_config(tmp_path: Path, workers: int, **extra: object) -> TrainConfig:
     """72 px: decoded per image by the file loader (so workers matter); strong augmentation: RRC,
     TrivialAugment, random erasing, mixup / cutmix; dropout draws from the global RNG."""
-    return config(
-        tmp_path,
-        data=str(FOLDER),
-        model="resnet20",
-        img_size=72,
-        epochs=3,
-        batch_size=16,
-        workers=workers,
-        augment="strong",
-        model_args={"drop_rate": "0.3"},
-        val_fraction=0.2,
-        eval_test=False,
-        tensorboard=False,
-        **extra,
-    )
+    base = {"data": str(FOLDER), "model": "resnet20", "img_size": 72, "epochs": 3, "batch_size": 16, "workers": workers,
+            "augment": "strong", "model_args": {"drop_rate": "0.3"}, "val_fraction": 0.2, "eval_test": False,
+            "tensorboard": False}  # fmt: skip
+    return config(tmp_path, **{**base, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +87,49 @@ def val_scores(run: Path) -> list[dict]:
     "stop", [1, 4, 6]
 )  # the first batch, mid-epoch (epoch 2), the last batch of an epoch
 def test_exact_resume(tmp_path: Path, straight: dict[int, Path], workers: int, stop: int) -> None:
-    """N steps straight == K steps, stop, resume: the same per-step losses and val scores, bit for bit."""
+    """N steps straight == K steps with ``workers``, stop, resume with the other worker count (0 -> 2,
+    2 -> 0): the same per-step losses and val scores, bit for bit."""
     first = train(resume_config(tmp_path, workers, stop_after_steps=stop))
     assert first.status == "stopped" and first.step == stop
-    resumed = train(config(tmp_path / "unused", resume=str(first.run)))
+    other = 2 - workers
+    resumed = train(config(tmp_path / "unused", resume=str(first.run), workers=other))
     assert resumed.status == "finished"
-    assert losses(resumed.run) == losses(straight[workers])
+    assert losses(resumed.run) == losses(straight[other])
     assert losses(straight[0]) == losses(straight[2])
-    assert val_scores(resumed.run) == val_scores(straight[workers])
+    assert val_scores(resumed.run) == val_scores(straight[other])
+
+
+RESUME_OPTIONS = {
+    "ema-accum-bf16": {"ema": "0.9", "accum_steps": "2", "precision": "bf16", "channels_last": "on"},
+    "sam-plateau-lookahead": {
+        "sam": "0.05",
+        "schedule": "plateau",
+        "plateau_patience": "0",
+        "lookahead": "2",
+    },
+}
+
+
+@pytest.mark.parametrize("options", RESUME_OPTIONS, ids=str)
+def test_exact_resume_with_options(tmp_path: Path, options: str) -> None:
+    """What these options keep between steps (EMA weights, the accumulation's batch position, bf16
+    autocast, SAM's second pass, the plateau's count, Lookahead's slow weights) survives a stop
+    mid-epoch (batches of 8: 5 per epoch), resumed with another worker count."""
+    from imgcls.engine.precision import cpu_has_bf16
+
+    extra = RESUME_OPTIONS[options]
+    if extra.get("precision") == "bf16" and not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16")
+    straight = train(resume_config(tmp_path / "straight", 2, batch_size=8, **extra))
+    stop = 2 if "accum_steps" in extra else 7  # epoch 1 after 4 of its 5 batches / epoch 2 after 2
+    first = train(resume_config(tmp_path / "first", 0, batch_size=8, stop_after_steps=stop, **extra))
+    resumed = train(config(tmp_path / "unused", resume=str(first.run), workers=2))
+    assert resumed.status == "finished" and resumed.step == straight.step
+    assert losses(resumed.run) == losses(straight.run)
+    assert val_scores(resumed.run) == val_scores(straight.run)
+    a, _ = load_safetensors(straight.run / "model.safetensors")
+    b, _ = load_safetensors(resumed.run / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_kill_at_random_moments(tmp_path: Path) -> None:

@@ -114,15 +114,31 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
 
 
 class _Wrapper(torch.optim.Optimizer):
-    """Shares the wrapped optimiser's param_groups and state, so schedulers and clipping see through it."""
+    """Sees through to the wrapped optimiser's param_groups and state, so schedulers and clipping act on
+    it. They are looked up on each access, not copied: ``load_state_dict`` gives the wrapped optimiser
+    new group dicts, and a copy would leave the scheduler setting rates nobody reads after a resume."""
 
     def __init__(self, base: torch.optim.Optimizer) -> None:
         self.base = base
-        self.param_groups = base.param_groups
         self.defaults = base.defaults
-        self.state = base.state
         self._optimizer_step_pre_hooks = {}
         self._optimizer_step_post_hooks = {}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.base.param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        self.base.param_groups = groups
+
+    @property  # type: ignore[override]
+    def state(self) -> Any:
+        return self.base.state
+
+    @state.setter
+    def state(self, state: Any) -> None:
+        self.base.state = state
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none)

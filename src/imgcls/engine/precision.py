@@ -2,10 +2,13 @@
 
 On a CPU with native bf16 (AVX-512 BF16 / AMX), bf16 autocast is 2-4x faster for ResNets at 224 px
 but *slower* for transformers, ConvNeXt and 32 px CIFAR nets (benchmarks/model_throughput.py), so
-``auto`` times a few training steps of the actual model and batch in fp32, bf16 and (for conv nets)
-bf16 + channels_last, and keeps the fastest. The verdict is cached per model config, input shape,
-thread count, CPU and torch version. On CUDA, ``auto`` is bf16 where supported (else fp16 with a
-gradient scaler) with channels_last for conv nets.
+``auto`` times whole training steps (forward, backward, optimiser step) of the actual model and
+batch in each candidate — fp32, bf16, and for conv nets each with channels_last — in interleaved
+rounds, until one candidate is ahead of every other by ``MARGIN`` on the median, or the candidates
+are within it of each other after ``MAX_ROUNDS`` (then the fastest median wins, and the verdict says
+they were close). The verdict is cached per model config, input shape, thread count, CPU and torch
+version. On CUDA, ``auto`` is bf16 where supported (else fp16 with a gradient scaler) with
+channels_last for conv nets.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +32,9 @@ from ..errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MARGIN = 0.05  # a winner must be this much faster (median step time) than every other candidate
+MIN_ROUNDS, MAX_ROUNDS = 3, 12  # timed steps per candidate
+TRIAL_BUDGET_S = 20.0  # stop adding rounds after this much timing (the medians so far decide)
 
 
 def cpu_has_bf16() -> bool:
@@ -52,18 +60,85 @@ def _cache_file() -> Path:
     return Path(os.environ.get("IMGCLS_CACHE") or Path.home() / ".cache" / "imgcls") / "precision.json"
 
 
-def _timed_step(
-    model: nn.Module, x: torch.Tensor, loss_fn: Callable, precision: str, device: torch.device
-) -> float:
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        with autocast(device, precision):
-            out = model(x)
-        loss_fn(out).backward()
-        model.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return min(times[1:])  # the first call warms up kernels and caches
+def label(precision: str, channels_last: bool) -> str:
+    return f"{precision}{'+channels_last' if channels_last else ''}"
+
+
+@dataclass
+class Verdict:
+    """What ``choose`` decided, and the evidence: median seconds per training step of each candidate."""
+
+    precision: str
+    channels_last: bool
+    seconds: dict[str, float] = field(default_factory=dict)  # candidate label -> median step time
+    rounds: int = 0  # timed steps per candidate (0: nothing was measured)
+    clear: bool = True  # False: the candidates were within MARGIN of each other
+    cached: bool = False
+
+    def describe(self) -> str:
+        if not self.seconds:
+            return label(self.precision, self.channels_last)
+        best = self.seconds[label(self.precision, self.channels_last)]
+        others = ", ".join(f"{k} {v / best:.2f}x" for k, v in self.seconds.items() if v != best)
+        how = "cached verdict" if self.cached else f"{self.rounds} timed steps each"
+        close = "" if self.clear else "; within a few % of each other"
+        return (
+            f"{label(self.precision, self.channels_last)} ({how}; step time of the others: {others}{close})"
+        )
+
+
+def step_seconds(
+    trial: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, loss_fn: Callable, precision: str,
+    device: torch.device,
+) -> float:  # fmt: skip
+    """Wall time of one whole training step of ``trial`` on ``x``: forward, backward, optimiser step."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    with autocast(device, precision):
+        out = trial(x)
+    loss_fn(out).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def measure(
+    model: nn.Module, x: torch.Tensor, loss_fn: Callable, device: torch.device,
+    candidates: list[tuple[str, bool]],
+) -> tuple[dict[str, float], int, bool]:  # fmt: skip
+    """(median seconds per candidate, rounds, clear winner) from interleaved rounds of whole steps."""
+    trial = copy.deepcopy(model).to(device).train()
+    params = [p for p in trial.parameters() if p.requires_grad] or [nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=0.0)  # a real step's work that changes nothing
+    inputs = {}
+    for p, cl in candidates:
+        inputs[(p, cl)] = x.to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
+    times: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
+
+    def run(c: tuple[str, bool]) -> float:
+        trial.to(memory_format=torch.channels_last if c[1] else torch.contiguous_format)
+        return step_seconds(trial, opt, inputs[c], loss_fn, c[0], device)
+
+    for c in candidates:  # warm-up: kernels chosen, caches and allocator filled
+        run(c)
+    spent, rounds, clear = 0.0, 0, False
+    while rounds < MAX_ROUNDS:
+        order = candidates[rounds % len(candidates) :] + candidates[: rounds % len(candidates)]
+        for c in order:  # rotated each round, so no candidate always follows the same one
+            t = run(c)
+            times[c].append(t)
+            spent += t
+        rounds += 1
+        if rounds < MIN_ROUNDS:
+            continue
+        medians = sorted(statistics.median(v) for v in times.values())
+        clear = len(medians) < 2 or medians[1] >= medians[0] * (1 + MARGIN)
+        if clear or spent > TRIAL_BUDGET_S:
+            break
+    return {label(*c): statistics.median(v) for c, v in times.items()}, rounds, clear
 
 
 def choose(
@@ -74,8 +149,8 @@ def choose(
     precision: str,
     channels_last: str,
     key: str,
-) -> tuple[str, bool, dict[str, float]]:
-    """(precision, channels_last, measured seconds per step) for the requested settings."""
+) -> Verdict:
+    """The precision and memory format for the requested settings (``auto``: measured, cached)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if channels_last not in ("auto", "on", "off"):
@@ -84,13 +159,13 @@ def choose(
     if device.type == "cuda":
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return precision, (conv if channels_last == "auto" else channels_last == "on"), {}
+        return Verdict(precision, conv if channels_last == "auto" else channels_last == "on")
     if precision == "fp16":
         raise ConfigError("fp16 is for GPUs; on a CPU use bf16 (or auto)")
     if precision == "bf16" and not cpu_has_bf16():
         raise ConfigError("this CPU has no native bf16 (AVX-512 BF16 / AMX); use fp32 or auto")
     if precision != "auto" and channels_last != "auto":
-        return precision, channels_last == "on", {}
+        return Verdict(precision, channels_last == "on")
     candidates = [(p, cl) for p in (["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]) for cl in (False, True)]
     candidates = [
         (p, cl)
@@ -99,35 +174,39 @@ def choose(
     ]
     candidates = [(p, cl) for p, cl in candidates if conv or not cl]
     if len(candidates) == 1:
-        return candidates[0][0], candidates[0][1], {}
+        return Verdict(*candidates[0])
     cache_key = hashlib.sha256(
         json.dumps(
-            [key, list(x.shape), torch.get_num_threads(), platform.processor(), torch.__version__, candidates]
+            [
+                key,
+                list(x.shape),
+                torch.get_num_threads(),
+                platform.processor(),
+                torch.__version__,
+                candidates,
+                2,
+            ]
         ).encode()
     ).hexdigest()[:24]
     cache = _cache_file()
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    try:
+        known = json.loads(cache.read_text()) if cache.is_file() else {}
+    except ValueError:  # a damaged cache is measured again, not trusted
+        known = {}
     if cache_key in known:
-        verdict = known[cache_key]
-        return verdict["precision"], verdict["channels_last"], verdict["seconds"]
-    trial = copy.deepcopy(model).to(device).train()
-    seconds: dict[str, float] = {}
-    for p, cl in candidates:
-        trial = trial.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-        xin = x.to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
-        seconds[f"{p}{'+channels_last' if cl else ''}"] = _timed_step(trial, xin, loss_fn, p, device)
-    best = min(seconds, key=seconds.get)
-    verdict = {
-        "precision": best.split("+")[0],
-        "channels_last": best.endswith("channels_last"),
-        "seconds": seconds,
-    }
-    known[cache_key] = verdict
+        return Verdict(**{**known[cache_key], "cached": True})
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        # dropout in the trial must not move the global RNG: a measured and a cached verdict
+        # then give the same training run
+        seconds, rounds, clear = measure(model, x, loss_fn, device, candidates)
+    best = min(seconds, key=seconds.__getitem__)
+    verdict = Verdict(best.split("+")[0], best.endswith("channels_last"), seconds, rounds, clear)
+    known[cache_key] = {k: v for k, v in asdict(verdict).items() if k != "cached"}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(known, indent=1))
     os.replace(tmp, cache)
-    return verdict["precision"], verdict["channels_last"], seconds
+    return verdict
 
 
 class ModelEMA:

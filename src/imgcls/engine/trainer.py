@@ -169,10 +169,11 @@ class Trainer:
         first = next(iter(self.loader("train", self.size_at(0))))
         x0 = first.images[: min(len(first.images), cfg.batch_size)]
         y0 = first.targets[: len(x0)].to(self.device)
-        precision, cl, self.precision_seconds = choose(
+        self.precision_verdict = choose(
             self.model, x0, lambda out: self.task.loss(out, y0), self.device, cfg.precision, cfg.channels_last,
             key=f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{self.task.num_outputs}:{self.pre.channels}",
         )  # fmt: skip
+        precision, cl = self.precision_verdict.precision, self.precision_verdict.channels_last
         cfg.precision, cfg.channels_last = precision, "on" if cl else "off"
         self.channels_last = cl
         if cl:
@@ -209,6 +210,7 @@ class Trainer:
         _jsonl_keep(self.run / "steps.jsonl", lambda r: r["step"] <= self.step)
         _jsonl_keep(self.run / "metrics.jsonl", lambda r: r["epoch"] < self.epoch)
         self.pending_steps: list[dict[str, Any]] = []
+        self.micro = (0.0, 0)  # (loss sum, images) of the micro-batches of the step being accumulated
         self.tb = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -277,13 +279,16 @@ class Trainer:
         value = loss.item()
         if not math.isfinite(value):  # skipped: no gradient from this batch reaches the weights
             self.optimizer.zero_grad(set_to_none=True)
+            self.micro = (0.0, 0)
             return value
         self.epoch_sums["loss"] += value * len(y)
         self.epoch_sums["n"] += len(y)
         self.epoch_sums["correct"] += self.task.correct(logits.detach().float(), y)
         self.scaler.scale(loss / cfg.accum_steps).backward()
+        self.micro = (self.micro[0] + value * len(y), self.micro[1] + len(y))
         if not step_now:
             return value
+        value, self.micro = self.micro[0] / self.micro[1], (0.0, 0)  # the step's loss: all its micro-batches
         if getattr(self.optimizer, "requires_second_pass", False):  # SAM: gradient at the perturbed weights
             self.optimizer.first_step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -535,6 +540,13 @@ class Trainer:
                 "epoch_sums": self.epoch_sums,
             },
         }
+        bad = _first_non_finite(state)
+        if bad is not None:  # never replace a good checkpoint with a broken one
+            raise TrainingDivergedError(
+                f"{bad} is not finite at step {self.step}: nothing was saved, and checkpoints/last.pt keeps the "
+                f"last finite state. Lower the learning rate (--lr {self.cfg.optim.lr:g} now), add --clip-grad, "
+                f"then resume with imgcls train --resume {self.run} or start again"
+            )
         save_atomic(state, self.run / "checkpoints" / "last.pt")
 
     def _load(self, path: Path) -> None:
@@ -569,6 +581,22 @@ class Trainer:
                            self.cfg.precision, self.channels_last)  # fmt: skip
         write_text_atomic(self.run / "test_metrics.json", json.dumps(metrics, indent=1) + "\n")
         return metrics
+
+
+def _first_non_finite(tree: Any, path: str = "") -> str | None:
+    """The name of the first floating tensor in a checkpoint tree with a NaN or infinity, or None."""
+    if isinstance(tree, torch.Tensor):
+        return (
+            path or "a tensor" if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
+        )
+    items = (
+        tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    )
+    for key, value in items:
+        found = _first_non_finite(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _epoch_line(record: dict[str, Any], epochs: int, seconds: float) -> str:

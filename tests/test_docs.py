@@ -1,0 +1,140 @@
+"""Every command and Python block shown in README.md and docs/*.md runs as shown.
+
+Shell commands come from ```bash and ```console blocks: a line starting with ``imgcls `` (or
+``torchrun ``) is run; a line starting with ``$ `` is run and the lines after it, up to the next
+command, must appear in what it prints. They run in document order, from a scratch workspace that
+links the repository's data, fixtures and recipes, so a block may use what an earlier one made
+(``runs/lenet5`` after ``imgcls train``). What the workspace holds beyond the repository and what is
+changed in a command is said in ``PRELUDE`` and ``SUBSTITUTIONS``, each with its reason; a command
+not run at all is in ``NOT_RUN``, with its reason. Printed figures in the documents come from a named
+benchmark or say where they were measured (docs/testing.md has the table of claims).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+RUNNERS = ("imgcls ", "torchrun ")
+
+# what the documents say -> what the test runs, and why
+SUBSTITUTIONS = [
+    (
+        "mnist:data/mnist",
+        "mnist:tests/fixtures/mnist",
+        "the full-MNIST run is the suite's mnist_run fixture (the same command)",
+    ),
+    ("--epochs 10", "--epochs 1 --img-size 64", "ten 224-px epochs of ResNet-18 take minutes on 2 cores"),
+    ("--epochs 15", "--epochs 2", "time; the figures for 15 epochs come from benchmarks/transfer.py"),
+]
+# commands of the documents that the suite does not run here, and why
+NOT_RUN = {
+    "make demo": "the install plus the full-MNIST command above, which the mnist_run fixture runs",
+    "make test": "this test suite",
+    ".venv/bin/python tests/mutation_check.py": "runs parts of this suite once per mutation (minutes); its results are in docs/testing.md",
+}
+
+
+def blocks(path: Path) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w*)\n(.*?)```", path.read_text(), re.DOTALL)]
+
+
+def commands(path: Path) -> list[tuple[str, list[str]]]:
+    """(command, expected output lines) of a document's shell blocks, in order."""
+    out: list[tuple[str, list[str]]] = []
+    for lang, text in blocks(path):
+        if lang not in ("bash", "console"):
+            continue
+        prompted = False  # the last command had a "$ " prompt: the lines below it are its output
+        for line in text.splitlines():
+            command = line.removeprefix("$ ").split("  #")[0].strip()
+            if line.startswith("$ ") or line.startswith(RUNNERS) or command in NOT_RUN:
+                out.append((command, []))
+                prompted = line.startswith("$ ")
+            elif prompted and line.strip():
+                out[-1][1].append(line.strip())
+    return out
+
+
+def python_blocks(path: Path) -> list[str]:
+    return [text for lang, text in blocks(path) if lang == "python"]
+
+
+SHELL = [(p.name, i, cmd, expect) for p in DOCUMENTS for i, (cmd, expect) in enumerate(commands(p))]
+PYTHON = [(p.name, i, text) for p in DOCUMENTS for i, text in enumerate(python_blocks(p))]
+
+
+def test_the_documents_show_commands_and_code() -> None:
+    readme = [c for name, _, c, _ in SHELL if name == "README.md"]
+    assert any(c.startswith("imgcls data") for c in readme) and any(
+        c.startswith("imgcls eval") for c in readme
+    )
+    assert any(name == "README.md" for name, _, _ in PYTHON)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch folder that looks like the repository root (data, tests, recipes linked) plus what the
+    documents assume a user has: a downloaded checkpoint, a photo folder, runs A and data B."""
+    import torch
+
+    import imgcls
+
+    ws = tmp_path_factory.mktemp("docs-workspace")
+    for name in ("data", "tests", "recipes", "docs", "benchmarks"):
+        (ws / name).symlink_to(ROOT / name)
+    fixtures = ROOT / "tests" / "fixtures" / "cifar_jpg"
+    (ws / "my_photos").symlink_to(fixtures)  # a user's photo folder
+    (ws / "B").symlink_to(fixtures)  # the transfer example's target data
+    # a torchvision checkpoint as downloaded (its published file name); the fill is random init
+    torch.save(imgcls.create_model("resnet18").state_dict(), ws / "resnet18-f37072fd.pth")
+    r = subprocess.run([sys.executable, "-m", "imgcls", "train", "--data", str(fixtures), "--model", "resnet20",
+                        "--epochs", "1", "--name", "A", "--no-progress"], cwd=ws, capture_output=True, text=True,
+                       timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return ws
+
+
+def substituted(command: str) -> str:
+    for theirs, ours, _ in SUBSTITUTIONS:
+        command = command.replace(theirs, ours)
+    return command
+
+
+@pytest.mark.parametrize(
+    ("doc", "index", "command", "expect"), SHELL, ids=[f"{d}:{i}" for d, i, _, _ in SHELL]
+)
+def test_documented_command_runs(
+    workspace: Path, doc: str, index: int, command: str, expect: list[str]
+) -> None:
+    if command in NOT_RUN:
+        pytest.skip(NOT_RUN[command])
+    args = shlex.split(substituted(command))
+    runner = [sys.executable, "-m", "imgcls"] if args[0] == "imgcls" else [shutil.which(args[0]) or args[0]]
+    env = {**os.environ, "COLUMNS": "200"}
+    r = subprocess.run(
+        [*runner, *args[1:]], cwd=workspace, capture_output=True, text=True, timeout=600, env=env
+    )
+    printed = r.stdout + r.stderr
+    if expect:  # an example of what it prints, errors included
+        for line in expect:
+            assert line in printed, f"{command}: expected {line!r} in:\n{printed[-3000:]}"
+    else:
+        assert r.returncode == 0, f"{command}: {r.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize(("doc", "index", "code"), PYTHON, ids=[f"{d}:{i}" for d, i, _ in PYTHON])
+def test_documented_python_runs(
+    workspace: Path, doc: str, index: int, code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
+    exec(compile(code, f"{doc} block {index}", "exec"), {})
