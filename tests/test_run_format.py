@@ -1,4 +1,4 @@
-"""A run folder written by an earlier release still loads: ``tests/fixtures/runs/lenet5-format1`` was
+"""A run folder written by an earlier release still loads: ``tests/fixtures/legacy/lenet5-format1`` was
 written by the code of format 1 (before the run module owned the folder) and is evaluated, predicted
 with and read here as it is."""
 
@@ -14,11 +14,11 @@ import imgcls
 from imgcls.data import load_mnist
 from support import FIXTURES, cli
 
-OLD = FIXTURES / "runs" / "lenet5-format1"
+OLD = FIXTURES / "legacy" / "lenet5-format1"
 
 
 def test_an_old_run_predicts_what_it_predicted() -> None:
-    expected = json.loads((FIXTURES / "runs" / "lenet5-format1.expected.json").read_text())["probs"]
+    expected = json.loads((FIXTURES / "legacy" / "lenet5-format1.expected.json").read_text())["probs"]
     images, _ = load_mnist(FIXTURES / "mnist", "test")
     probs = imgcls.load(OLD).predict_proba(images[:5])
     assert torch.allclose(probs, torch.tensor(expected), atol=1e-6)
