@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 import imgcls
-from imgcls.engine.precision import autocast, choose
+from imgcls.amp import autocast
+from imgcls.engine.precision import choose
 
 MODELS = ["resnet50", "efficientnet_b0", "vit_small_patch16_224"]
 

@@ -21,6 +21,7 @@ SRC = ROOT / "src" / "imgcls"
 OPTIONS = "tests/engine/test_options.py"
 FINETUNE = "tests/test_transfer.py::test_finetune_thaws_after_the_frozen_epochs_with_layer_decayed_rates"
 RESUME = "tests/engine/test_trainer.py::test_exact_resume_with_options"
+DDP = "tests/engine/test_distributed.py"
 
 # name: (file, original text, mutated text, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
@@ -32,40 +33,35 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "ema-not-evaluated": (
         "engine/trainer.py",
-        "eval_model = self.ema.module if self.ema is not None else self.model",
-        "eval_model = self.model",
+        "return self.ema.module if self.ema is not None else self.model",
+        "return self.model",
         [OPTIONS],
     ),
     "accumulation-ignored": (
-        "engine/trainer.py",
-        "step_now = self.batch_in_epoch % cfg.optim.accum_steps == 0",
-        "step_now = True",
+        "engine/loop.py",
+        "boundary = last or (b + 1) % accum == 0",
+        "boundary = True",
         [OPTIONS],
     ),
-    "accumulation-unscaled": (
-        "engine/trainer.py",
-        "self.scaler.scale(loss / cfg.accum_steps)",
-        "self.scaler.scale(loss)",
-        [OPTIONS],
-    ),
+    "accumulation-unscaled": ("engine/loop.py", "t.backward(loss / accum)", "t.backward(loss)", [OPTIONS]),
     "clip": ("engine/trainer.py", "torch.nn.utils.clip_grad_norm_(", "(lambda *a, **k: 0)(", [OPTIONS]),
     "label-smoothing": (
-        "engine/trainer.py",
-        "kind, self.source.num_classes, cfg.task.loss, cfg.task.label_smoothing,",
-        "kind, self.source.num_classes, cfg.task.loss, 0.0,",
+        "engine/resolve.py",
+        "cfg.task.loss, cfg.task.label_smoothing, weights",
+        "cfg.task.loss, 0.0, weights",
         [OPTIONS],
     ),
     "mixup": ("data/pipeline.py", "        if aug.mixes:", "        if False:", [OPTIONS]),
     "size-schedule": (
-        "engine/trainer.py",
+        "engine/resolve.py",
         "            if epoch < until:\n                return size",
         "            if False:\n                return size",
         [OPTIONS],
     ),
     "early-stop": (
-        "engine/trainer.py",
-        "cfg.early_stop and self.stale_epochs >= cfg.early_stop",
-        "False",
+        "engine/hooks.py",
+        "return bool(self.patience and t.state.stale_epochs >= self.patience)",
+        "return False",
         [OPTIONS],
     ),
     "layer-decay": (
@@ -76,17 +72,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "sam-second-pass": (
         "engine/trainer.py",
-        'if getattr(self.optimizer, "requires_second_pass", False):',
+        'if getattr(opt, "requires_second_pass", False):',
         "if False:",
         [OPTIONS],
     ),
     "lookahead-sync": ("engine/optim.py", "if self.steps % self.k == 0:", "if False:", [OPTIONS]),
-    "last-pt-finite": (
-        "engine/trainer.py",
-        "        if bad is not None:  # never replace",
-        "        if False:  # never replace",
-        [OPTIONS],
-    ),
+    "last-pt-finite": ("engine/trainer.py", "bad = first_non_finite(state)", "bad = None", [OPTIONS]),
     "precision-auto": (
         "engine/precision.py",
         "    best = min(seconds, key=seconds.__getitem__)",
@@ -100,10 +91,40 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [OPTIONS],
     ),
     "thaw": (
-        "engine/trainer.py",
-        "not self.cfg.model.freeze_epochs or epoch < self.cfg.model.freeze_epochs",
-        "True",
+        "engine/hooks.py",
+        'active = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)',
+        'active = self.spec not in ("", "none")',
         [FINETUNE],
+    ),
+    "nan-skip-decided-alone": (
+        "engine/loop.py",
+        "ok = t.dist.all(math.isfinite(loss.item()))",
+        "ok = math.isfinite(loss.item())",
+        [f"{DDP}::test_a_nan_on_one_rank_is_skipped_by_both"],
+    ),
+    "stop-decided-alone": (
+        "engine/trainer.py",
+        "if self.dist.any(self.stop is not None and self.stop.requested is not None):",
+        "if self.stop is not None and self.stop.requested is not None:",
+        [f"{DDP}::test_sigterm_to_one_rank_restarts_and_resumes_exactly"],
+    ),
+    "ranks-not-dealt-the-global-batch": (
+        "data/loader.py",
+        "out = [order[g * step : (g + 1) * step][self.rank :: self.world] for g in range(full)]",
+        "out = [order[self.rank :: self.world][g * self.batch_size : (g + 1) * self.batch_size] for g in range(full)]",
+        [f"{DDP}::test_two_processes_train_like_one_with_the_global_batch"],
+    ),
+    "evaluation-split-like-training": (
+        "data/loader.py",
+        "        if self.evaluation:\n            return _batches(",
+        "        if False:\n            return _batches(",
+        [f"{DDP}::test_every_sample_once_per_epoch_and_the_same_weights_on_every_rank"],
+    ),
+    "bn-statistics-not-averaged": (
+        "engine/trainer.py",
+        "            self.dist.average_buffers(self.model)  #",
+        "            pass  #",
+        [f"{DDP}::test_every_sample_once_per_epoch_and_the_same_weights_on_every_rank"],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

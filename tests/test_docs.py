@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +40,9 @@ NOT_RUN = {
     "make demo": "the install plus the full-MNIST command above, which the mnist_run fixture runs",
     "make test": "this test suite",
     ".venv/bin/python tests/mutation_check.py": "runs parts of this suite once per mutation (minutes); its results are in docs/testing.md",
+    "torchrun --standalone --nproc-per-node 8 -m imgcls train --data DATA --model resnet50 --epochs 90 --device cuda": "needs a machine with 8 GPUs",
+    "torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 --rdzv-id job1 "
+    "--max-restarts 3 -m imgcls train --data 'shards/train-{000000..000999}.tar' --model resnet50 --resume auto --name r50": "needs 4 machines with 8 GPUs each",
 }
 
 
@@ -55,7 +57,7 @@ def commands(path: Path) -> list[tuple[str, list[str]]]:
         if lang not in ("bash", "console"):
             continue
         prompted = False  # the last command had a "$ " prompt: the lines below it are its output
-        for line in text.splitlines():
+        for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines():  # a trailing backslash continues the line
             command = line.removeprefix("$ ").split("  #")[0].strip()
             if line.startswith("$ ") or line.startswith(RUNNERS) or command in NOT_RUN:
                 out.append((command, []))
@@ -119,7 +121,7 @@ def test_documented_command_runs(
     if command in NOT_RUN:
         pytest.skip(NOT_RUN[command])
     args = shlex.split(substituted(command))
-    runner = [sys.executable, "-m", "imgcls"] if args[0] == "imgcls" else [shutil.which(args[0]) or args[0]]
+    runner = [sys.executable, "-m", "imgcls" if args[0] == "imgcls" else "torch.distributed.run"]
     env = {**os.environ, "COLUMNS": "200"}
     r = subprocess.run(
         [*runner, *args[1:]], cwd=workspace, capture_output=True, text=True, timeout=600, env=env

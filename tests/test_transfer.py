@@ -13,6 +13,7 @@ import torch
 
 from imgcls import create_model
 from imgcls.analysis.parity import fill_value, load_manifest
+from imgcls.errors import ConfigError
 from imgcls.models.base import min_input_size, skip_init
 from imgcls.transfer import (
     WeightsMismatchError,
@@ -125,7 +126,7 @@ def test_mismatches_are_errors_that_list_the_keys(tmp_path: Path) -> None:
 
 
 def test_weights_that_run_code_are_refused_unrun(tmp_path: Path, code_pickle) -> None:  # type: ignore[no-untyped-def]
-    from imgcls.engine.checkpoint import UnsafeWeightsError
+    from imgcls.fileio import UnsafeWeightsError
 
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as f:
@@ -143,9 +144,12 @@ def test_freeze_backbone_and_stages() -> None:
     model.train()
     keep_frozen_norms_eval(model)
     assert not model.bn1.training and model.fc.training
-    freeze(model, "stages:3")  # conv1, bn1, layer1.0
-    assert not model.conv1.weight.requires_grad and not model.layer1[0].conv1.weight.requires_grad
-    assert model.layer1[1].conv1.weight.requires_grad and model.fc.weight.requires_grad
+    freeze(model, "stages:3")  # the model's first 3 layer groups: the stem (conv1, bn1), layer1.0, layer1.1
+    assert not model.conv1.weight.requires_grad and not model.bn1.weight.requires_grad
+    assert not model.layer1[0].conv1.weight.requires_grad and not model.layer1[1].conv2.weight.requires_grad
+    assert model.layer2[0].conv1.weight.requires_grad and model.fc.weight.requires_grad
+    with pytest.raises(ConfigError, match="has 9 layer groups"):
+        freeze(model, "stages:10")
     assert freeze(model, "none") == [] and all(p.requires_grad for p in model.parameters())
 
 
@@ -172,7 +176,7 @@ def _cli(*args: str):  # type: ignore[no-untyped-def]
 
 
 def test_finetune_freezes_the_backbone_first(base_run: Path, tmp_path: Path) -> None:
-    from imgcls.engine.checkpoint import load_safetensors
+    from imgcls.fileio import load_safetensors
 
     r = _cli("finetune", "--data", str(FIXTURES / "labels" / "multilabel.csv"), "--model", "resnet20")
     assert r.returncode == 2 and "needs --init" in r.stderr
@@ -195,7 +199,7 @@ def test_linear_probe_and_features(base_run: Path, tmp_path: Path) -> None:
 
     from imgcls import TrainConfig, train
     from imgcls.config import apply_overrides
-    from imgcls.engine.checkpoint import load_safetensors
+    from imgcls.fileio import load_safetensors
 
     cfg = apply_overrides(TrainConfig, {}, {"data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "epochs": 5, "init": str(base_run),
                                             "linear_probe": True, "out": str(tmp_path), "progress": False, "lr": 0.05})  # fmt: skip
@@ -248,8 +252,8 @@ def test_finetune_thaws_after_the_frozen_epochs_with_layer_decayed_rates(
     at_epoch_start: dict[int, dict[str, torch.Tensor]] = {}
 
     def snapshot(module: torch.nn.Module, args: tuple) -> None:
-        if module.training and trainer.epoch not in at_epoch_start:
-            at_epoch_start[trainer.epoch] = {k: v.clone() for k, v in module.state_dict().items()}
+        if module.training and trainer.state.epoch not in at_epoch_start:
+            at_epoch_start[trainer.state.epoch] = {k: v.clone() for k, v in module.state_dict().items()}
 
     trainer.model.register_forward_pre_hook(snapshot)
     trainer.fit()
@@ -275,7 +279,7 @@ def test_freeze_stages_through_a_run(base_run: Path, tmp_path: Path) -> None:
     cfg = apply_overrides(TrainConfig, {}, {"data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "init": str(base_run),
                                             "freeze": spec, "epochs": 1, "out": str(tmp_path), "progress": False,
                                             "precision": "fp32", "eval_test": False})  # fmt: skip
-    from imgcls.engine.checkpoint import load_safetensors
+    from imgcls.fileio import load_safetensors
 
     run = train(cfg).run
     base, _ = load_safetensors(base_run / "model.safetensors")

@@ -1,9 +1,10 @@
 """imgcls: image classification on PyTorch."""
 
 from .errors import ImgclsError
-from .models import create_model, list_models, model_info
+from .models import list_models, model_info
+from .transfer import create_model
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "ImgclsError",
     "TrainConfig",

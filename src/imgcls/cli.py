@@ -87,6 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         base = _merge(FINETUNE_DEFAULTS, base)
     cfg = apply_overrides(TrainConfig, base, overrides)
     result = train(cfg)
+    if _rank():  # under torchrun, rank 0 alone reports
+        return 130 if result.status == "interrupted" else 0
     best = result.best
     summary = f"run: {result.run}  ({result.status} after epoch {result.epoch}, step {result.step})"
     if best:
@@ -100,6 +102,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary += f"\nresume with: imgcls train --resume {result.run}"
     print(summary)
     return 130 if result.status == "interrupted" else 0
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    import os
+
+    return int(os.environ.get("RANK", "0"))
 
 
 def expand_images(paths: Sequence[str]) -> list[str]:
@@ -150,7 +159,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"{args.run}: {clf.meta.get('model')}, {clf.task.kind}")
+        table = Table(title=f"{args.run}: {clf.meta.model if clf.meta else 'model'}, {clf.task.kind}")
         table.add_column("file", overflow="fold")
         table.add_column("prediction")
         table.add_column(f"top {args.topk}", overflow="fold")
@@ -211,24 +220,24 @@ def cmd_features(args: argparse.Namespace) -> int:
     from .transfer import read_state_dict
 
     _, meta = read_state_dict(args.weights)
-    name = args.model or meta.get("model")
+    name = args.model or (meta.model if meta else None)
     if not name:
         raise ConfigError(f"{args.weights!r} does not say which model it is: give --model NAME")
     source = open_source(args.data).with_val(args.val_fraction, args.seed)
     from . import model_info
 
     pre = preprocess_for(model_info(name), source.channels, args.img_size)
+    model_args = meta.model_args if meta else {}
     with torch.no_grad():
         from .models.base import skip_init
 
         with skip_init():
-            model = create_model(
-                name, num_classes=meta.get("num_outputs"), in_chans=pre.channels, **meta.get("model_args", {})
-            )
+            model = create_model(name, num_classes=meta.num_outputs if meta else None, in_chans=pre.channels,
+                                 **model_args)  # fmt: skip
         from .transfer import load_pretrained
 
         load_pretrained(model, args.weights, verbose=False)
-    key = f"{name}:{_json.dumps(meta.get('model_args', {}), sort_keys=True)}"
+    key = f"{name}:{_json.dumps(model_args, sort_keys=True)}"
     splits = {s: extract(model, source, s, pre, init=args.weights, key=key, batch_size=args.batch_size, progress=not args.no_progress)
               for s in (args.splits.split(",") if args.splits else source.splits)}  # fmt: skip
     save_npz(
@@ -443,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ImgclsError as e:
-        print(f"imgcls: error: {e}", file=sys.stderr)
+        print(f"imgcls: error{f' (rank {_rank()})' if _rank() else ''}: {e}", file=sys.stderr)
         return int(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         print("imgcls: interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ import torch
 from . import metrics as M
 from .errors import ConfigError
 from .predict import Predictor, load
+from .run import RunFolder
 
 
 @dataclass
@@ -28,9 +29,8 @@ class EvalResult:
 
 
 def _run_config(run: Path) -> dict[str, Any]:
-    from .config import load_yaml
-
-    return load_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
+    folder = RunFolder.of(run)
+    return folder.read_config() if folder.is_run() else {}
 
 
 def split_items(
@@ -38,7 +38,8 @@ def split_items(
 ) -> tuple[str, list[Any], list[str], np.ndarray]:
     """(split name, sources, names, targets re-indexed to the run's classes)."""
     from .data.shards import image_part, iter_samples, sample_labels
-    from .data.source import ArraySplit, FileSplit, open_source
+    from .data.source import open_source
+    from .data.splits import ArraySplit, FileSplit
 
     cfg = _run_config(run)
     source = open_source(data)
@@ -131,35 +132,33 @@ def evaluate_run(
 ) -> EvalResult:
     run = Path(run)
     clf = load(run)
-    cfg = _run_config(run if run.is_dir() else run.parent)
+    folder = RunFolder.of(run)
+    cfg = _run_config(run)
     data = data or cfg.get("data", {}).get("data")
     if not data:
         raise ConfigError("no data to evaluate on: give --data")
-    folder = run if run.is_dir() else run.parent
     if calibrate:
         if clf.task.kind == "multilabel":
             raise ConfigError("--calibrate (temperature scaling) is for single-label tasks")
         clf.temperature = 1.0
-        _, vitems, _, vtargets = split_items(data, "val", folder, clf.classes)
+        _, vitems, _, vtargets = split_items(data, "val", folder.root, clf.classes)
         _, vlogits = predict_all(clf, vitems, "none", batch_size, progress)
         z = vlogits if clf.task.kind == "multiclass" else np.concatenate([np.zeros_like(vlogits), vlogits], 1)
         clf.temperature = M.fit_temperature(z, vtargets)
-        (folder / "calibration.json").write_text(
-            json.dumps({"temperature": clf.temperature, "fitted_on": "val"}, indent=1) + "\n"
-        )
-    split, items, names, targets = split_items(data, split, folder, clf.classes)
+        folder.write_calibration(clf.temperature, fitted_on="val")
+    split, items, names, targets = split_items(data, split, folder.root, clf.classes)
     probs, logits = predict_all(clf, items, tta, batch_size, progress)
     metrics = task_metrics(clf, probs, targets)
     metrics.update(data=data, split=split, tta=tta, images=len(items), temperature=clf.temperature,
-                   model=clf.meta.get("model"), task=clf.task.kind, classes=clf.classes)  # fmt: skip
+                   model=clf.meta.model if clf.meta else None, task=clf.task.kind, classes=clf.classes)  # fmt: skip
     result = EvalResult(metrics, probs, logits, targets, items, names)
-    out = Path(out) if out else folder
+    out = Path(out) if out else folder.root
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(_plain(metrics), indent=1) + "\n")
+    folder.eval_metrics(out).write_text(json.dumps(_plain(metrics), indent=1) + "\n")
     if report:
         from .analysis.report import write_report
 
-        write_report(clf, result, folder, out / "report.html")
+        write_report(clf, result, folder, folder.report(out))
     return result
 
 

@@ -7,22 +7,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .data.loader import make_loader
+from .amp import autocast
+from .data.loader import Batch, BatchPlan, IndexedLoader, make_loader
 from .data.pipeline import Preprocess
-from .data.source import DataSource
+from .data.splits import DataSource
+from .run import RunFolder
 
 
 def _weights_stamp(init: str) -> str:
     if not init:
         return "random-init"
     p = Path(init)
-    p = p / "model.safetensors" if p.is_dir() else p
+    p = RunFolder(p).weights if p.is_dir() else p
     st = p.stat()
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -42,7 +45,6 @@ def extract(
     cache: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D) float32, targets) of one split, in the split's order (eval preprocessing)."""
-    from .engine.precision import autocast
     from .progress import track
 
     stamp = json.dumps(
@@ -86,3 +88,22 @@ def save_npz(
     for name, (f, t) in splits.items():
         arrays[f"{name}_features"], arrays[f"{name}_targets"] = f, t
     np.savez(path, **arrays, meta=np.array(json.dumps(meta)))
+
+
+class FeatureLoader(IndexedLoader):
+    """Batches of cached features (N, D) and their targets, with the loaders' interface and their
+    ``BatchPlan`` (seeded order, rank share): a linear probe trains through the same loop."""
+
+    def __init__(self, features: torch.Tensor, targets: torch.Tensor, batch_size: int, train: bool, seed: int = 0,
+                 rank: int = 0, world: int = 1) -> None:  # fmt: skip
+        self.features, self.targets, self.epoch = features, targets, 0
+        self.plan = BatchPlan(batch_size, train, seed, False, rank, world, evaluation=not train)
+
+    @property
+    def size(self) -> int:
+        return len(self.targets)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        for idx in self.plan.batches(len(self.targets), self.epoch, start):
+            i = torch.from_numpy(idx.astype(np.int64))
+            yield Batch(self.features[i], self.targets[i], i)

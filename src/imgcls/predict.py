@@ -12,7 +12,6 @@ use — so a prediction equals what evaluation computed for the same file, bit f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,8 @@ from PIL import Image
 
 from .data.pipeline import Preprocess
 from .data.transforms import to_uint8_tensor
-from .errors import ConfigError, ImgclsError
+from .errors import ConfigError
+from .run import RunMeta
 from .tasks import Task
 
 TTA = ("none", "flip", "ten_crop", "multiscale")
@@ -88,7 +88,7 @@ class Predictor:
     classes: list[str]
     task: Task
     preprocess: Preprocess
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: RunMeta | None = None  # what the run folder says of the model
     temperature: float = 1.0
     hflip_ok: bool = True  # mirrored views in TTA only for models trained with flips
     pad_crop: int | None = None  # the shifts pad-and-crop training used: ten-crop's corner offsets
@@ -230,40 +230,20 @@ def _name(source: Any, i: int) -> str:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """A trained model from a run folder (its ``model.safetensors``) or from the weights file itself."""
-    from . import create_model
-    from .engine.checkpoint import load_safetensors
+    from .run import RunFolder
+    from .transfer import create_model
 
     path = Path(path)
-    weights = path / "model.safetensors" if path.is_dir() else path
-    if not weights.is_file():
-        hint = (
-            " (the run has no best weights yet: it stopped before its first epoch ended)"
-            if path.is_dir()
-            else ""
-        )
-        raise ImgclsError(f"no model.safetensors in {str(path)!r}{hint}")
-    state, meta = load_safetensors(weights)
-    if meta.get("imgcls_format") != 1:
-        raise ImgclsError(
-            f"{str(weights)!r} has no imgcls metadata; load plain weights with create_model(..., weights=...)"
-        )
-    pre = Preprocess.from_dict(meta["preprocess"])
-    classes = list(meta["classes"])
-    model = create_model(
-        meta["model"], num_classes=meta["num_outputs"], in_chans=pre.channels, **meta.get("model_args", {})
-    )
+    run = RunFolder.of(path)
+    state, meta = run.read_weights(path if path.is_file() else None)
+    pre = Preprocess.from_dict(meta.preprocess)
+    model = create_model(meta.model, num_classes=meta.num_outputs, in_chans=pre.channels, **meta.model_args)
     model.load_state_dict(state)
     device = torch.device(device)
     model.to(device).eval()
-    task = Task(meta["task"], len(classes), threshold=float(meta.get("threshold", 0.5)))
-    run = weights.parent
-    temperature = 1.0
-    if (run / "calibration.json").is_file():
-        temperature = float(json.loads((run / "calibration.json").read_text())["temperature"])
-    pad = int(meta["pad_crop"]) if meta.get("pad_crop") else None
-    return Predictor(
-        model, classes, task, pre, meta, temperature, bool(meta.get("hflip", 0.5) > 0), pad, device
-    )
+    task = Task(meta.task, len(meta.classes), threshold=float(meta.threshold))
+    return Predictor(model, list(meta.classes), task, pre, meta, meta.temperature, meta.hflip > 0,
+                     meta.pad_crop or None, device)  # fmt: skip
 
 
 def to_csv(predictions: Sequence[Prediction], topk: int = 5) -> str:

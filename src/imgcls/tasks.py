@@ -90,6 +90,22 @@ class Task:
         p_t = p * t + (1 - p) * (1 - t)
         return ((1 - p_t).pow(self.focal_gamma) * ce).mean()
 
+    def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+        """(numerator, denominator) with ``loss = numerator / denominator``: sums over batches and
+        processes give the loss of the whole set exactly, whatever the batches (the mean's
+        denominator is the images, the class weights of their targets, or images x outputs)."""
+        logits = logits.float()
+        n = len(targets)
+        if self.kind == "multiclass" and self.loss_name == "ce" and targets.ndim == 1:
+            weight = self.class_weights.to(logits.device) if self.class_weights is not None else None
+            total = F.cross_entropy(logits, targets.long(), weight=weight, label_smoothing=self.label_smoothing,
+                                    reduction="sum")  # fmt: skip
+            den = float(weight[targets.long()].sum()) if weight is not None else float(n)
+            return float(total), den
+        per_element = self.kind != "multiclass"  # BCE and sigmoid focal average over every output
+        den = float(n * logits.shape[1]) if per_element else float(n)
+        return float(self.loss(logits, targets)) * den, den
+
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, C) probabilities: softmax for multiclass; for binary both classes' (1 - p, p)."""
         logits = logits.float()

@@ -16,14 +16,16 @@ Pickled files load with ``weights_only=True``: a file that would run code is ref
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from . import models
 from .errors import ConfigError, ImgclsError
+from .models.base import Classifier
+from .run import RunFolder, RunMeta
 
 WRAPPERS = ("state_dict", "model", "model_state", "model_state_dict", "net", "module")
 PREFIXES = ("module.", "_orig_mod.", "model.")
@@ -33,21 +35,25 @@ class WeightsMismatchError(ImgclsError, ValueError):
     """Weights that do not fit the model beyond what can be adapted."""
 
 
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, imgcls metadata or {}) from a run folder or a weights file of any common kind."""
-    from .engine.checkpoint import load_safe, load_safetensors
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], RunMeta | None]:
+    """(state dict, its RunMeta when imgcls wrote it) from a run folder or a weights file of any common kind."""
+    from .fileio import load_safe, load_safetensors
 
     path = Path(path)
     if path.is_dir():
-        if not (path / "model.safetensors").is_file():
-            raise ImgclsError(f"{str(path)!r} has no model.safetensors (is it a finished run folder?)")
-        path = path / "model.safetensors"
+        run = RunFolder(path)
+        if not run.weights.is_file():
+            raise ImgclsError(f"{str(path)!r} has no {run.weights.name} (is it a finished run folder?)")
+        path = run.weights
     if not path.is_file():
         raise ImgclsError(f"weights {str(path)!r} do not exist")
+    meta: RunMeta | None = None
     if path.suffix == ".safetensors":
-        state, meta = load_safetensors(path)
+        state, raw = load_safetensors(path)
+        if "imgcls_format" in raw:
+            meta = RunMeta.from_metadata(raw, repr(str(path)))
     else:
-        obj, meta = load_safe(path), {}
+        obj = load_safe(path)
         for _ in range(3):  # {"state_dict": {...}}, {"model": {"state_dict": ...}}, ...
             if isinstance(obj, dict) and not _is_state(obj):
                 inner = next((obj[k] for k in WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
@@ -80,6 +86,24 @@ def _convert(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torc
 
         return convert_torchvision_vit(state)
     return state
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    device: torch.device | str | None = None,
+    weights: str | Path | None = None,
+    **overrides: Any,
+) -> Classifier:
+    """``imgcls.create_model``: a registered model (``imgcls.models.create_model``: every config field
+    an override), with ``weights`` loaded when given (a run folder, our model.safetensors, or a
+    torchvision / timm state dict): a head of another size is re-initialised, the stem adapted to
+    ``in_chans``, ViT position embeddings resampled (``load_pretrained``)."""
+    model = models.create_model(name, num_classes, in_chans, device, **overrides)
+    if weights is not None:
+        load_pretrained(model, weights)
+    return model
 
 
 def load_pretrained(model: nn.Module, path: str | Path, verbose: bool = True) -> list[str]:
@@ -171,24 +195,11 @@ def _resample(model: nn.Module, value: torch.Tensor, target: torch.Tensor) -> to
 # ---- freezing ---------------------------------------------------------------------------------
 
 
-def stage_prefixes(model: nn.Module) -> list[str]:
-    """Top-level blocks in forward order, the stem's first: what ``stages:N`` counts."""
-    heads = tuple(getattr(model, "head_layers", ()) or ())
-    names = []
-    for name, _ in model.named_parameters():
-        m = re.match(r"^(.*?\.\d+|[^.]+)\.", name)
-        key = m.group(1) if m else name
-        if heads and name.startswith(tuple(h + "." for h in heads)):
-            continue
-        if not names or names[-1] != key:
-            names.append(key)
-    return names
-
-
 def freeze(model: nn.Module, spec: str) -> list[str]:
-    """``none`` | ``backbone`` (all but the classifier) | ``stages:N`` (the stem and the first N-1 blocks
-    after it, in forward order). Returns the frozen parameter names. Frozen norm layers stay in eval
-    mode (see ``keep_frozen_norms_eval``): their running statistics are part of what is kept."""
+    """``none`` | ``backbone`` (all but the classifier) | ``stages:N`` (the model's first N layer groups:
+    the stem and N-1 blocks, see ``Classifier.layer_groups``). Returns the frozen parameter names.
+    Frozen norm layers stay in eval mode (see ``keep_frozen_norms_eval``): their running statistics
+    are part of what is kept."""
     for p in model.parameters():
         p.requires_grad_(True)
     if spec in ("", "none"):
@@ -201,10 +212,12 @@ def freeze(model: nn.Module, spec: str) -> list[str]:
             count = int(spec.split(":", 1)[1])
         except ValueError:
             raise ConfigError(f"--freeze {spec!r}: expected stages:N") from None
-        blocks = stage_prefixes(model)[:count]
-        frozen = [
-            n for n, _ in model.named_parameters() if any(n == b or n.startswith(b + ".") for b in blocks)
-        ]
+        ids, head = model.group_ids()
+        if not 0 < count <= head:
+            raise ConfigError(
+                f"--freeze {spec!r}: this model has {head} layer groups (the stem and {head - 1} blocks)"
+            )
+        frozen = [n for n, g in ids.items() if g < count]
     else:
         raise ConfigError(f"--freeze must be none, backbone or stages:N, got {spec!r}")
     params = dict(model.named_parameters())

@@ -17,11 +17,11 @@ from imgcls.data.loader import (
     CachedLoader,
     FileLoader,
     ShardLoader,
-    TooManyBadImagesError,
     epoch_order,
     make_loader,
 )
 from imgcls.data.pipeline import augment_preset, preprocess_for
+from imgcls.data.samples import TooManyBadImagesError
 from imgcls.data.shards import write_shards
 from imgcls.data.source import open_source
 
@@ -107,17 +107,33 @@ def test_resuming_mid_epoch_gives_the_rest_of_the_epoch(cache: bool) -> None:
         assert_same(epoch_tensors(loader, epoch=1, start=start), full[start:])
 
 
-def test_ranks_split_an_epoch_evenly() -> None:
-    orders = [epoch_order(10, True, 0, 4, rank, 3) for rank in range(3)]
-    assert [len(o) for o in orders] == [4, 4, 4]
-    assert set(np.concatenate(orders)) == set(range(10))
+def test_ranks_deal_each_global_batch_and_evaluation_sees_every_sample_once() -> None:
+    from imgcls.data.loader import BatchPlan
+
+    order = epoch_order(26, True, 0, 4)
+    assert sorted(order) == list(range(26))
+    plans = [BatchPlan(4, True, 0, rank=r, world=3) for r in range(3)]
+    batches = [p.batches(26, 4) for p in plans]
+    assert [len(b) for b in batches] == [p.count(26) for p in plans] == [2, 2, 2]  # 2 global batches of 12
+    for g in range(2):  # global batch g is the epoch's samples 12g .. 12g+11, dealt over the ranks
+        dealt = np.concatenate([batches[r][g] for r in range(3)])
+        assert sorted(dealt) == sorted(order[12 * g : 12 * (g + 1)])
+    # the last 2 samples cannot give 3 ranks one each: left out this epoch (and in another place the next)
+    one = BatchPlan(12, True, 0)
+    assert [list(b) for b in one.batches(26, 4)][:2] == [list(order[:12]), list(order[12:24])]
+    evaluation = [BatchPlan(4, False, 0, rank=r, world=3, evaluation=True) for r in range(3)]
+    seen = np.concatenate([b for p in evaluation for b in p.batches(26, 0)])
+    assert sorted(seen) == list(range(26)) and [p.count(26) for p in evaluation] == [
+        3,
+        3,
+        2,
+    ]  # 9, 9, 8 samples
     src = open_source(FOLDER)
     pre = pre_for("resnet20")
-    seen = [
-        torch.cat([b.index for b in make_loader(src, "train", pre, None, 8, rank=r, world=2, shuffle=True)])
-        for r in (0, 1)
+    seen_t = [
+        torch.cat([b.index for b in make_loader(src, "train", pre, None, 8, rank=r, world=2)]) for r in (0, 1)
     ]
-    assert len(seen[0]) == len(seen[1]) == 30 and set(torch.cat(seen).tolist()) == set(range(60))
+    assert len(seen_t[0]) == len(seen_t[1]) == 30 and set(torch.cat(seen_t).tolist()) == set(range(60))
 
 
 def test_decoded_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

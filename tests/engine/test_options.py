@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imgcls.engine.checkpoint import load_safe, load_safetensors
 from imgcls.engine.evaluate import evaluate
 from imgcls.engine.optim import SAM, Lookahead, OptimConfig, build_optimizer
 from imgcls.engine.precision import ModelEMA
 from imgcls.engine.trainer import Trainer, TrainingDivergedError, train
+from imgcls.fileio import load_safe, load_safetensors
 from support import MNIST, config, losses
 
 DIGITS = f"mnist:{MNIST}"
@@ -150,7 +150,7 @@ def test_size_schedule_changes_the_input_size_at_the_stated_epoch(tmp_path: Path
     seen: dict[tuple[bool, int], set[int]] = {}
 
     def record(module: nn.Module, args: tuple) -> None:
-        seen.setdefault((module.training, trainer.epoch), set()).add(args[0].shape[-1])
+        seen.setdefault((module.training, trainer.state.epoch), set()).add(args[0].shape[-1])
 
     trainer.model.register_forward_pre_hook(record)
     trainer.fit()
@@ -262,13 +262,13 @@ def test_lookahead_in_a_run(tmp_path: Path, steps: int) -> None:
 def test_last_pt_never_holds_non_finite_tensors(tmp_path: Path) -> None:
     trainer = Trainer(quiet(tmp_path, stop_after_steps=2))
     trainer.fit()
-    good = load_safe(trainer.run / "checkpoints" / "last.pt")
+    good = load_safe(trainer.run.last)
     with torch.no_grad():
         next(trainer.model.parameters())[0].fill_(math.inf)
-    trainer.step += 1
+    trainer.state.step += 1
     with pytest.raises(TrainingDivergedError, match="not finite"):
         trainer.save()
-    kept = load_safe(trainer.run / "checkpoints" / "last.pt")
+    kept = load_safe(trainer.run.last)
     assert kept["position"] == good["position"]
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
 
@@ -368,7 +368,7 @@ def test_the_trainer_trains_in_what_auto_chose(stub_clock, tmp_path: Path) -> No
         quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", stop_after_steps=1)
     )
     assert trainer.cfg.precision == "bf16" and trainer.channels_last
-    assert "precision: bf16" in (trainer.run / "config.yaml").read_text()
+    assert "precision: bf16" in trainer.run.config.read_text()
 
 
 @pytest.mark.skipif(

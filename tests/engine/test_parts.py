@@ -14,7 +14,11 @@ from torch import nn
 
 from imgcls import create_model
 from imgcls.config import apply_overrides, dump_yaml, from_dict, leaf_paths, load_yaml
-from imgcls.engine.checkpoint import (
+from imgcls.engine.config import TrainConfig, parse_size_schedule
+from imgcls.engine.optim import SAM, Lookahead, OptimConfig, build_optimizer, layer_ids, param_groups
+from imgcls.engine.schedule import ScheduleConfig, Scheduler
+from imgcls.errors import ConfigError
+from imgcls.fileio import (
     UnsafeWeightsError,
     clean_temp,
     load_safe,
@@ -22,10 +26,6 @@ from imgcls.engine.checkpoint import (
     save_atomic,
     save_safetensors,
 )
-from imgcls.engine.config import TrainConfig, parse_size_schedule
-from imgcls.engine.optim import SAM, Lookahead, OptimConfig, build_optimizer, layer_ids, param_groups
-from imgcls.engine.schedule import ScheduleConfig, Scheduler
-from imgcls.errors import ConfigError
 from imgcls.tasks import Task, class_weights_auto, pos_weight_auto
 
 

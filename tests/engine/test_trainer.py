@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imgcls.engine.checkpoint import load_safe, load_safetensors
 from imgcls.engine.config import TrainConfig
 from imgcls.engine.trainer import Trainer, train
+from imgcls.fileio import load_safe, load_safetensors
 from support import FIXTURES, FOLDER, MNIST, ROOT, cli, config, losses
 
 

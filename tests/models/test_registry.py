@@ -107,7 +107,7 @@ def test_overrides_are_typed_and_accept_command_line_strings() -> None:
     assert isinstance(m.relu, nn.GELU) and m.cfg.drop_rate == 0.25 and m.cfg.zero_init_last is True
     assert float(m.layer1[0].bn2.weight.detach().abs().sum()) == 0.0  # zero-init of the last norm happened
     assert create_model("vgg11", layers="64,0,128,0").cfg.layers == (64, 0, 128, 0)
-    with pytest.raises(ConfigError, match="not a valid float"):
+    with pytest.raises(ConfigError, match="resnet18: option drop_rate: expected a number"):
         create_model("resnet18", drop_rate="lots")
     with pytest.raises(ConfigError, match=r"unknown activation 'gleu'.*did you mean 'gelu'"):
         create_model("resnet18", act="gleu")

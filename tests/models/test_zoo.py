@@ -87,3 +87,46 @@ def test_bad_inputs_give_one_clear_line(name: str) -> None:
         assert "\n" not in str(e) and name in str(e)
     assert f"{c + 1} channels" in str(wrong_channels.value)
     assert "unsqueeze(0)" in str(no_batch.value)
+
+
+def _params(item: nn.Module | nn.Parameter) -> list[nn.Parameter]:
+    return [item] if isinstance(item, nn.Parameter) else list(item.parameters())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_layer_groups_are_the_model_in_forward_order(name: str) -> None:
+    """What --freeze stages:N and --layer-decay count: no group empty, no parameter in two groups, the
+    groups first run in the order declared, and nothing but classifiers, norms and pre-logits layers
+    (and auxiliary heads) left for the head group."""
+    model = create_model(name, device="meta")
+    groups = model.layer_groups()
+    owner: dict[int, int] = {}
+    for i, group in enumerate(groups):
+        params = [p for item in group for p in _params(item)]
+        assert params, f"group {i} has no parameters"
+        for p in params:
+            assert id(p) not in owner, f"a parameter of group {i} is also in group {owner[id(p)]}"
+            owner[id(p)] = i
+    ids, head = model.group_ids()
+    assert head == len(groups) >= 3 and set(ids.values()) == set(range(head + 1))
+    modules = dict(model.named_modules())
+    for param_name, g in ids.items():
+        if g == head:
+            module_name = param_name.rsplit(".", 1)[0]
+            in_head = any(module_name == h or module_name.startswith(h + ".") for h in model.head_layers)
+            aux = module_name.startswith(("aux", "AuxLogits"))
+            assert in_head or aux or not isinstance(modules[module_name], nn.Conv2d), param_name
+    order: list[int] = []
+    hooks = [
+        next(item for item in group if isinstance(item, nn.Module)).register_forward_pre_hook(
+            lambda m, a, i=i: order.append(i)
+        )
+        for i, group in enumerate(groups)
+        if any(isinstance(item, nn.Module) for item in group)
+    ]
+    info = model_info(name)
+    model.eval()(torch.empty(1, *info.input_size, device="meta"))
+    for h in hooks:
+        h.remove()
+    first_use = list(dict.fromkeys(order))
+    assert first_use == sorted(first_use) and len(first_use) == len(hooks)

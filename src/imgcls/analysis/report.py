@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from PIL import Image
 
 from .. import metrics as M
+from ..run import RunFolder
 
 TOP_LOSSES = 16
 EXPLAINED = 6
@@ -144,7 +144,7 @@ def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return (0.55 * rgb + 0.45 * colored).clip(0, 255).astype(np.uint8)
 
 
-def write_report(clf: Any, result: Any, run: Path, path: Path) -> None:
+def write_report(clf: Any, result: Any, run: RunFolder, path: Path) -> None:
     m, classes, kind = result.metrics, clf.classes, clf.task.kind
     parts: list[str] = []
     summary = {"model": m.get("model"), "data": m.get("data"), "split": m.get("split"), "images": m.get("images"),
@@ -184,8 +184,7 @@ def write_report(clf: Any, result: Any, run: Path, path: Path) -> None:
             f"<h3>Most confused (true → predicted)</h3><ol>{pairs or '<li>none</li>'}</ol></section>"
         )
 
-    history_file = run / "metrics.jsonl"
-    history = [json.loads(x) for x in history_file.read_text().splitlines()] if history_file.is_file() else []
+    history = list(run.read_lines(run.metrics))
     curves = curves_figure(history)
     if curves:
         parts.append(

@@ -10,11 +10,13 @@ from .check import check_data
 from .cifar import CifarError, UnsafePickleError, download_cifar, load_cifar, safe_unpickle
 from .decode import BadImageError, decode_image
 from .download import DownloadError, download
-from .loader import BadImageLog, Batch, TooManyBadImagesError, make_loader
+from .loader import Batch, make_loader
 from .mnist import IdxError, download_mnist, load_mnist, read_idx
 from .pipeline import AugmentConfig, Preprocess, augment_preset, preprocess_for
+from .samples import BadImageLog, TooManyBadImagesError
 from .shards import write_shards
-from .source import DataError, DataSource, open_source
+from .source import open_source
+from .splits import DataError, DataSource
 
 __all__ = [
     "AugmentConfig",

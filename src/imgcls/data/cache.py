@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .loader import BadImageLog, _collate, _SampleDataset, _seed_worker
 from .pipeline import Preprocess
-from .source import ArraySplit, FileSplit
+from .samples import BadImageLog, SampleDataset, collate_samples, seed_worker
+from .splits import ArraySplit, FileSplit
 
 CACHE_VERSION = 1
 
@@ -98,11 +98,11 @@ def _decode_files(
     pixels = np.empty((len(split), want, pre.size, pre.size), np.uint8)
     ok = np.zeros(len(split), bool)
     bad: list[dict] = []
-    dataset = _SampleDataset(split, pre, None, 0)
+    dataset = SampleDataset(split, pre, None, 0)
     chunks = [[(0, i) for i in range(s, min(s + 256, len(split)))] for s in range(0, len(split), 256)]
     loader = DataLoader(
-        dataset, batch_sampler=chunks, num_workers=workers, collate_fn=_collate,
-        worker_init_fn=_seed_worker if workers else None, generator=torch.Generator(),
+        dataset, batch_sampler=chunks, num_workers=workers, collate_fn=collate_samples,
+        worker_init_fn=seed_worker if workers else None, generator=torch.Generator(),
     )  # fmt: skip
     for x, index, failed in track(loader, f"decoding {split.label}", total=len(chunks), disable=not progress):
         found = [(split.name(i), r) for i, r in failed]

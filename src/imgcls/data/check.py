@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .decode import BadImageError, decode_image
-from .source import ArraySplit, DataSource, FileSplit, ShardSplit
+from .splits import ArraySplit, DataSource, FileSplit, ShardSplit
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class of train above this -> a warning
 

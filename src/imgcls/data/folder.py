@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..sorting import natural_key
-from .source import SPLIT_ALIASES, DataError, DataSource, FileSplit, encode_targets
+from .splits import SPLIT_ALIASES, DataError, DataSource, FileSplit, encode_targets
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jfif .png .bmp .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .ico".split()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sorting import natural_key
-from .source import SPLIT_ALIASES, DataError, DataSource, FileSplit, encode_targets
+from .splits import SPLIT_ALIASES, DataError, DataSource, FileSplit, encode_targets
 
 PATH_KEYS = ("path", "file", "filename", "image", "img", "filepath", "image_path", "file_name")
 LABEL_KEYS = ("label", "labels", "class", "classes", "target", "targets", "tags", "category")

@@ -7,8 +7,8 @@ Three loaders, one interface (``len``, ``set_epoch``, ``iter_from(batch)``, batc
   worker processes: indexing a batch out of the array costs microseconds.
 - ``FileLoader``: any image files, decoded and augmented per image in worker processes
   (torch ``DataLoader``), normalised and mixed per batch in the main process.
-- ``ShardLoader``: tar shards streamed through a seeded shuffle buffer, split across workers and
-  ranks by shard.
+- ``ShardLoader``: tar shards streamed through a seeded shuffle buffer, split across ranks and
+  workers by shard, and by sample where there are fewer shards than streams.
 
 Randomness never depends on the number of workers or on where a run resumed: the order of an
 epoch is a permutation seeded by (seed, epoch), each image's augmentation by (seed, epoch, index),
@@ -22,28 +22,27 @@ lists them in a report and stops once more than ``max_bad_fraction`` of the data
 
 from __future__ import annotations
 
-import csv
 import math
-import os
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..errors import ConfigError, ImgclsError
+from ..errors import ConfigError
 from .decode import BadImageError
 from .pipeline import SMALL, AugmentConfig, BatchTransform, CachedBatchAugment, Preprocess, SampleTransform
-from .source import ArraySplit, DataSource, FileSplit, ShardSplit, Split
-
-POLICIES = ("error", "skip")
-
-
-class TooManyBadImagesError(ImgclsError, RuntimeError):
-    """More bad files than ``max_bad_fraction`` allows under ``on_bad_image=skip``."""
+from .samples import (
+    BadImageLog,
+    SampleDataset,
+    batch_generator,
+    collate_samples,
+    mix_seed,
+    seed_worker,
+)
+from .splits import ArraySplit, DataSource, FileSplit, ShardSplit, Split
 
 
 @dataclass
@@ -52,88 +51,21 @@ class Batch:
     targets: torch.Tensor  # (B,) class indices, (B, C) multi-hot, or (B, C) soft rows after mixing
     index: torch.Tensor  # (B,) sample indices in the split (-1 where unknown: streamed shards)
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out of this batch
+    keys: list[str] | None = None  # streamed shards: each sample's "shard:key" (index is -1 there)
 
     def __len__(self) -> int:
         return len(self.targets)
 
 
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (numpy's SeedSequence mixes them well)."""
-    return int(
-        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1
-    )
-
-
-def batch_generator(seed: int, epoch: int, rank: int, batch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(mix_seed(seed, epoch, rank, batch, 0xB))
-
-
-class BadImageLog:
-    """What ``on_bad_image`` does with the bad files a loader meets."""
-
-    def __init__(
-        self,
-        policy: str = "error",
-        max_fraction: float = 0.01,
-        total: int | None = None,
-        report: str | Path | None = None,
-    ) -> None:
-        if policy not in POLICIES:
-            raise ConfigError(f"on_bad_image must be one of {', '.join(POLICIES)}, got {policy!r}")
-        self.policy, self.max_fraction, self.total = policy, max_fraction, total
-        self.report = Path(report) if report else None
-        self.bad: dict[str, str] = {}
-
-    def add(self, bad: list[tuple[str, str]], seen: int | None = None) -> None:
-        if not bad:
-            return
-        if self.policy == "error":
-            raise BadImageError(*bad[0])
-        new = [(n, r) for n, r in bad if n not in self.bad]
-        self.bad.update(new)
-        if new and self.report:
-            self.write()
-        total = self.total if self.total is not None else seen
-        if total and len(self.bad) > self.max_fraction * total and (self.total is not None or total >= 100):
-            raise TooManyBadImagesError(
-                f"{len(self.bad)} of {total} images are bad (more than max_bad_fraction={self.max_fraction:g}), "
-                f"e.g. {next(iter(self.bad))!r}: {next(iter(self.bad.values()))}"
-                + (f"; the list is in {self.report}" if self.report else "")
-                + "; run `imgcls data check` on the data, or raise --max-bad-fraction"
-            )
-
-    def write(self) -> None:
-        assert self.report is not None
-        self.report.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.report.with_name(self.report.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["file", "reason"])
-            w.writerows(sorted(self.bad.items()))
-        os.replace(tmp, self.report)
-
-
 def epoch_order(
-    n: int,
-    shuffle: bool,
-    seed: int,
-    epoch: int,
-    rank: int = 0,
-    world: int = 1,
-    weights: np.ndarray | None = None,
+    n: int, shuffle: bool, seed: int, epoch: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """This rank's sample order for an epoch: a seeded permutation (or, with ``weights``, n draws with
-    replacement: a balanced sampler), padded to a multiple of ``world`` (by repeating its start) and
-    dealt round-robin, so every rank gets the same number of samples."""
+    """The sample order of an epoch, the same on every rank: a permutation seeded by (seed, epoch), or
+    with ``weights`` n draws with replacement (a balanced sampler)."""
     rng = np.random.default_rng(mix_seed(seed, epoch, 0x5))
     if weights is not None:
-        order = rng.choice(n, n, replace=True, p=weights / weights.sum())
-    else:
-        order = rng.permutation(n) if shuffle else np.arange(n)
-    if world > 1:
-        per_rank = math.ceil(n / world)
-        order = np.concatenate([order, order[: per_rank * world - n]])[rank::world]
-    return order
+        return rng.choice(n, n, replace=True, p=weights / weights.sum())
+    return rng.permutation(n) if shuffle else np.arange(n)
 
 
 def _batches(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray]:
@@ -144,7 +76,14 @@ def _batches(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.nda
 @dataclass
 class BatchPlan:
     """How an epoch becomes batches, the same for every loader: order (seeded by seed and epoch;
-    weighted draws for a balanced sampler), this rank's share, batch size, a short last batch or not."""
+    weighted draws for a balanced sampler), batch size per process, this rank's share.
+
+    Training (``evaluation=False``) deals each *global* batch (``batch_size`` x ``world`` samples in
+    epoch order) across the ranks, so every rank has the same number of batches and W processes see
+    exactly the samples, batch by batch, that one process with the global batch would; ``drop_last``
+    leaves out a short last global batch (as one process would), and one too short to give every rank
+    a sample is always left out. Evaluation gives each rank every ``world``-th sample: every sample
+    exactly once, never padded, the ranks' batch counts differing by at most one."""
 
     batch_size: int
     shuffle: bool
@@ -153,61 +92,58 @@ class BatchPlan:
     rank: int = 0
     world: int = 1
     weights: np.ndarray | None = None  # per sample: draw n with replacement in proportion
+    evaluation: bool = False
 
     def batches(self, n: int, epoch: int, start: int = 0) -> list[np.ndarray]:
         """Sample indices in [0, n) of this rank's batches of ``epoch``, from batch ``start`` on."""
-        order = epoch_order(n, self.shuffle, self.seed, epoch, self.rank, self.world, self.weights)
-        return _batches(order, self.batch_size, self.drop_last)[start:]
+        order = epoch_order(n, self.shuffle, self.seed, epoch, self.weights)
+        if self.world == 1:
+            return _batches(order, self.batch_size, self.drop_last)[start:]
+        if self.evaluation:
+            return _batches(order[self.rank :: self.world], self.batch_size, False)[start:]
+        step = self.batch_size * self.world
+        full = len(order) // step
+        out = [order[g * step : (g + 1) * step][self.rank :: self.world] for g in range(full)]
+        rest = order[full * step :]
+        if len(rest) >= self.world and not (self.drop_last and full):
+            out.append(rest[self.rank :: self.world])
+        return out[start:]
 
     def count(self, n: int) -> int:
-        per_rank = math.ceil(n / self.world)
-        return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+        if self.world == 1:
+            return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.evaluation:
+            return math.ceil(len(range(self.rank, n, self.world)) / self.batch_size)
+        step = self.batch_size * self.world
+        full, rest = divmod(n, step)
+        return full + int(rest >= self.world and not (self.drop_last and full))
 
 
-def _seed_worker(worker_id: int) -> None:
-    info = get_worker_info()
-    ds = info.dataset  # type: ignore[union-attr]
-    s = mix_seed(ds.seed, ds.epoch, worker_id, 0x3)
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)
-    torch.set_num_threads(1)  # workers decode; the main process keeps the cores for the model
+class IndexedLoader:
+    """What the loaders over indexed samples share: batches drawn by a ``BatchPlan`` over ``size``
+    samples, an epoch to set, iteration from any batch."""
 
+    plan: BatchPlan
+    epoch: int = 0
 
-class _SampleDataset(Dataset):
-    """Map-style: key (epoch, index) -> (index, uint8 pixels or None, reason)."""
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
 
-    def __init__(
-        self, split: ArraySplit | FileSplit, pre: Preprocess, aug: AugmentConfig | None, seed: int
-    ) -> None:
-        self.split, self.pre, self.seed, self.epoch = split, pre, seed, 0
-        self.transform = SampleTransform(pre, aug)
-        self.draft = not (aug is not None and aug.rrc)  # RRC zooms in: keep full resolution
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.split)
+        return self.plan.count(self.size)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[int, torch.Tensor | None, str]:
-        epoch, i = key
-        rng = np.random.default_rng(mix_seed(self.seed, epoch, i, 0x1))
-        try:
-            if isinstance(self.split, FileSplit):
-                img = self.pre.load(self.split.paths[i], draft=self.draft)
-            else:
-                img = self.split.image(i, self.pre.mode)
-        except BadImageError as e:
-            return i, None, e.reason
-        return i, self.transform(img, rng), ""
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        raise NotImplementedError
 
 
-def _collate(items: list[tuple]) -> tuple[torch.Tensor | None, list, list[tuple[str, str]]]:
-    good = [(key, x) for key, x, _ in items if x is not None]
-    bad = [(key, reason) for key, x, reason in items if x is None]
-    pixels = torch.stack([x for _, x in good]) if good else None
-    return pixels, [k for k, _ in good], bad
-
-
-class FileLoader:
+class FileLoader(IndexedLoader):
     """Images decoded per sample in ``workers`` processes (0: in this process)."""
 
     def __init__(
@@ -221,20 +157,18 @@ class FileLoader:
         bad_log: BadImageLog | None = None,
     ) -> None:
         self.split, self.batch, self.plan, self.workers, self.epoch = split, batch, plan, workers, 0
-        self.dataset = _SampleDataset(split, pre, aug, plan.seed)
+        self.dataset = SampleDataset(split, pre, aug, plan.seed)
         self.train = aug is not None
         self.bad_log = bad_log or BadImageLog(total=len(split))
         if self.bad_log.total is None:
             self.bad_log.total = len(split)
 
+    @property
+    def size(self) -> int:
+        return len(self.split)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = self.dataset.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.plan.count(len(self.split))
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.iter_from(0)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
         plan = self.plan
@@ -243,9 +177,9 @@ class FileLoader:
             self.dataset,
             batch_sampler=keys,
             num_workers=self.workers,
-            collate_fn=_collate,
+            collate_fn=collate_samples,
             generator=torch.Generator().manual_seed(plan.seed),  # never touch the global RNG
-            worker_init_fn=_seed_worker if self.workers else None,
+            worker_init_fn=seed_worker if self.workers else None,
             prefetch_factor=4 if self.workers else None,
         )
         for b, (pixels, index, bad) in enumerate(loader, start=start):
@@ -259,7 +193,7 @@ class FileLoader:
             yield Batch(images, targets, idx, [(self.split.name(i), r) for i, r in bad])
 
 
-class CachedLoader:
+class CachedLoader(IndexedLoader):
     """Batches out of a decoded uint8 array (N, C, H, W) with per-batch tensor augmentation."""
 
     def __init__(
@@ -279,14 +213,9 @@ class CachedLoader:
         self.plan = plan
         self.augment = CachedBatchAugment(pre, aug) if aug is not None else None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.plan.count(len(self.keep))
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.iter_from(0)
+    @property
+    def size(self) -> int:
+        return len(self.keep)
 
     def iter_from(self, start: int) -> Iterator[Batch]:
         batches = self.plan.batches(len(self.keep), self.epoch, start)
@@ -318,20 +247,31 @@ class _ShardStream(IterableDataset):
 
         info = get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        stream = self.rank * workers + worker
+        streams, stream = self.world * workers, self.rank * workers + worker
         urls = list(self.split.urls)
         if self.shuffle:
             urls = [
                 urls[i]
                 for i in np.random.default_rng(mix_seed(self.seed, self.epoch, 0x7)).permutation(len(urls))
             ]
-        mine = urls[stream :: self.world * workers]
+        # split by shard while there are shards enough, then by sample: every stream that shares a
+        # list of shards reads it in the same order and keeps every k-th sample
+        if len(urls) >= streams:
+            mine, (keep, every) = urls[stream::streams], (0, 1)
+        elif len(urls) >= self.world:
+            mine, (keep, every) = urls[self.rank :: self.world], (worker, workers)
+        else:
+            mine, (keep, every) = urls, (stream, streams)
         rng = np.random.default_rng(mix_seed(self.seed, self.epoch, stream, 0x9))
         pool: list[tuple] = []
+        count = 0
         for url in mine:
             for key, parts in iter_samples(url):
                 name = f"{url}:{key}"
                 if self.split.holdout is not None and not _in_holdout(key, self.split.holdout):
+                    continue
+                count += 1
+                if (count - 1) % every != keep:
                     continue
                 labels = sample_labels(parts, self.classes)
                 if labels is None:
@@ -369,11 +309,17 @@ def _collate_stream(items: list[tuple]) -> tuple:
     good = [(n, x, ls) for n, x, _, ls in items if x is not None]
     bad = [(n, r) for n, x, r, _ in items if x is None]
     pixels = torch.stack([x for _, x, _ in good]) if good else None
-    return pixels, [ls for _, _, ls in good], bad
+    return pixels, [ls for _, _, ls in good], bad, [n for n, _, _ in good]
 
 
 class ShardLoader:
-    """Tar shards streamed through a seeded shuffle buffer; ``plan`` gives batch size, seed, rank."""
+    """Tar shards streamed through a seeded shuffle buffer; ``plan`` gives batch size, seed, rank.
+
+    A stream's length is known only roughly (a held-out split is a hash of each key), so ``len`` is
+    an estimate and ranks may run out one or two batches apart: ``uneven`` tells the trainer to end
+    the epoch on every rank when the first one runs out."""
+
+    uneven = True
 
     def __init__(
         self,
@@ -400,7 +346,12 @@ class ShardLoader:
         self.epoch = self.stream.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.split) / self.plan.world / self.plan.batch_size)
+        per_rank = len(self.split) / self.plan.world
+        return (
+            int(per_rank // self.plan.batch_size)
+            if self.plan.drop_last
+            else math.ceil(per_rank / self.plan.batch_size)
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
@@ -412,11 +363,12 @@ class ShardLoader:
             batch_size=plan.batch_size,
             num_workers=self.workers,
             collate_fn=_collate_stream,
-            worker_init_fn=_seed_worker if self.workers else None,
+            worker_init_fn=seed_worker if self.workers else None,
             generator=torch.Generator().manual_seed(plan.seed),
+            drop_last=plan.drop_last,
         )
         seen = 0
-        for b, (pixels, labels, bad) in enumerate(loader):
+        for b, (pixels, labels, bad, names) in enumerate(loader):
             seen += (0 if pixels is None else len(pixels)) + len(bad)
             self.bad_log.add(bad, seen)
             if b < start or pixels is None:
@@ -424,7 +376,7 @@ class ShardLoader:
             targets = self._targets(labels)
             g = batch_generator(plan.seed, self.epoch, plan.rank, b) if self.train else None
             images, targets = self.batch(pixels, targets, g)
-            yield Batch(images, targets, torch.full((len(targets),), -1), bad)
+            yield Batch(images, targets, torch.full((len(targets),), -1), bad, names)
 
     def _targets(self, labels: list[list[str]]) -> torch.Tensor:
         unknown = {c for ls in labels for c in ls if c not in self.index}
@@ -478,8 +430,16 @@ def make_loader(
     total = len(data) if not isinstance(data, ShardSplit) or data.length is not None else None
     bad_log = BadImageLog(on_bad_image, max_bad_fraction, total, bad_report)
     batch = BatchTransform(pre, aug, source.num_classes, smoothing)
-    plan = BatchPlan(batch_size, shuffle, seed, drop_last, rank, world, sample_weights)
+    plan = BatchPlan(
+        batch_size, shuffle, seed, drop_last, rank, world, sample_weights, evaluation=aug is None
+    )
     if isinstance(data, ShardSplit):
+        if sample_weights is not None:
+            raise ConfigError(
+                f"--balanced-sampler draws images by weight from an indexed set, and {data.label} is tar "
+                "shards, streamed in order: train from an image folder or label file, or write the shards "
+                "with balanced classes"
+            )
         return ShardLoader(
             data, source.classes, source.multilabel, pre, aug, batch, plan, workers, bad_log=bad_log
         )

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..sorting import natural_key
 from .folder import IMAGE_EXTENSIONS
-from .source import ArraySplit, DataError, DataSource, FileSplit, ShardSplit
+from .splits import ArraySplit, DataError, DataSource, FileSplit, ShardSplit
 
 INDEX_FILE = "labels.json"
 _BRACE = re.compile(r"\{([^{}]*)\}")

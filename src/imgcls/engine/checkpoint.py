@@ -1,104 +1,50 @@
-"""Checkpoints that survive being killed, and weight files that cannot run code.
-
-``save_atomic`` writes to a temporary file beside the target, fsyncs it, renames it over the target
-and fsyncs the folder: at every instant the target is either the previous complete file or the new
-complete file. A kill mid-write leaves only a ``*.tmp-PID`` file, which ``clean_temp`` removes.
-
-Loading uses ``torch.load(weights_only=True)``: tensors, numbers, strings and containers only. A
-file whose pickle asks for anything else (``os.system``...) is refused with ``UnsafeWeightsError``
-before any of it runs; there is no fallback to a full unpickle. Best weights are also written as
-``model.safetensors`` (no pickle at all) with their metadata.
-"""
+"""What ``checkpoints/last.pt`` holds besides the model and optimiser: the random generators'
+states (so that a resumed run draws the same numbers), and the check that nothing in it is
+non-finite before it replaces the previous one. Writing it is atomic (``imgcls.fileio``)."""
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-from pathlib import Path
+import random
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..errors import ImgclsError
+
+def rng_state() -> dict[str, Any]:
+    """torch's, numpy's and Python's global generator states, as tensors and plain lists (what
+    ``weights_only`` loading accepts)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": _to_plain(random.getstate()),
+    }
 
 
-class UnsafeWeightsError(ImgclsError, pickle.UnpicklingError):
-    """A weight or checkpoint file that would run code (or is not a weights file at all)."""
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _to_plain(x: Any) -> Any:
+    return [_to_plain(v) for v in x] if isinstance(x, tuple | list) else x
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def save_atomic(obj: Any, path: str | Path) -> None:
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
-
-
-def clean_temp(folder: str | Path) -> list[Path]:
-    """Remove the temporary files of interrupted saves; returns what was removed."""
-    removed = []
-    for p in Path(folder).glob("*.tmp-*"):
-        p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
-
-
-def load_safe(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load`` with ``weights_only=True``; code-running pickles raise ``UnsafeWeightsError``."""
-    path = Path(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ImgclsError(f"weights file {str(path)!r} does not exist") from None
-    except pickle.UnpicklingError as e:
-        raise UnsafeWeightsError(
-            f"refusing {str(path)!r}: it is not a plain weights file ({str(e).splitlines()[0][:200]}). "
-            "Loading it could run code; only load files you trust, converted to safetensors"
-        ) from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise ImgclsError(
-            f"{str(path)!r} is not a readable checkpoint ({str(e).splitlines()[0][:200]})"
-        ) from None
-
-
-def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, Any]) -> None:
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    blob = save(tensors, metadata={k: json.dumps(v) for k, v in metadata.items()})
-    _atomic_write(Path(path), lambda f: f.write(blob))
-
-
-def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        return {k: f.get_tensor(k) for k in f.keys()}, meta
+def first_non_finite(tree: Any, path: str = "") -> str | None:
+    """The name of the first floating tensor in a checkpoint tree with a NaN or infinity, or None."""
+    if isinstance(tree, torch.Tensor):
+        return (
+            path or "a tensor" if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
+        )
+    items = (
+        tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    )
+    for key, value in items:
+        found = first_non_finite(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None

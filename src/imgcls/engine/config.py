@@ -8,11 +8,12 @@ run folder and is all ``--resume`` needs.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..config import opt
 from ..data.pipeline import AugmentConfig, augment_preset
+from ..errors import ConfigError
 from .optim import OptimConfig
 from .schedule import ScheduleConfig
 
@@ -88,18 +89,20 @@ class AugSection:
     mixup: float | None = opt(None, "mixup alpha (0 = off)")
     cutmix: float | None = opt(None, "cutmix alpha (0 = off)")
 
-    def resolve(self, size: int, channels: int) -> AugmentConfig:
-        """The preset for this image size and data, with the fields given here on top; and fills them in."""
+    def resolve(self, size: int, channels: int) -> tuple[AugmentConfig, AugSection]:
+        """(the preset for this image size and data with the fields given here on top, this section
+        with every field filled in); this section itself is left as it is."""
         cfg = augment_preset(self.augment, size, channels)
+        filled = {}
         for f in fields(self):
             if f.name != "augment":
                 value = getattr(self, f.name)
                 if value is None:
-                    setattr(self, f.name, getattr(cfg, f.name))
+                    filled[f.name] = getattr(cfg, f.name)
                 else:
                     setattr(cfg, f.name, value)
         cfg.__post_init__()
-        return cfg
+        return cfg, replace(self, **filled)
 
 
 @dataclass
@@ -111,12 +114,18 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
     epochs: int = opt(10, "epochs to train")
-    batch_size: int = opt(64, "images per optimiser step (per process), before accumulation")
+    batch_size: int = opt(
+        64,
+        "images per process and batch: a step sees batch_size x processes x accum_steps (the global batch)",
+    )
     seed: int = opt(0, "seed of everything: split, order, augmentation, initialisation")
     precision: str = opt("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 autocast where measured faster)")
     channels_last: str = opt("auto", "auto | on | off (auto: with bf16 for conv nets, where measured faster)")
     compile: bool = opt(False, "torch.compile the model (slower to start; rarely faster to train on a CPU)")
-    threads: int = opt(0, "intra-op threads (0: one per physical core)")
+    threads: int = opt(
+        0,
+        "intra-op threads per process (0: the cores this process may use, divided among the processes of a node)",
+    )
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     ema: float = opt(0.0, "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved")
     early_stop: int = opt(0, "stop after this many epochs without a better val score (0 = off)")
@@ -127,7 +136,15 @@ class TrainConfig:
     )
     out: str = opt("runs", "folder that holds the run folders")
     name: str = opt("", "run folder name (default: the model name, numbered if taken)")
-    resume: str = opt("", "continue the run in this folder exactly where it stopped")
+    resume: str = opt(
+        "",
+        "continue the run in this folder exactly where it stopped; auto: the run folder --out/--name names, "
+        "if it holds a checkpoint (else start it) - what torchrun --max-restarts needs",
+    )
+    sync_bn: bool = opt(
+        False,
+        "synchronise batch-norm statistics across GPUs (CUDA; on CPUs they are averaged at each evaluation)",
+    )
     tensorboard: bool = opt(True, "write TensorBoard event files into the run folder")
     progress: bool = opt(True, "show progress bars")
     eval_test: bool = opt(True, "evaluate the best weights on the test split at the end, if there is one")
@@ -135,8 +152,6 @@ class TrainConfig:
 
 def parse_size_schedule(text: str, epochs: int) -> list[tuple[int, int]]:
     """'64:2,96:4,128' -> [(64, 2), (96, 4), (128, epochs)]: size until (exclusive) epoch."""
-    from ..errors import ConfigError
-
     if not text:
         return []
     out = []

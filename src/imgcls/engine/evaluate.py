@@ -1,46 +1,71 @@
-"""Evaluation during training: loss and the task's headline scores, from a loader or from logits."""
+"""Evaluation during training: loss and the task's headline scores over a loader, exact over
+batches and processes (each process sums over its share; the sums are added across ranks)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..amp import autocast
 from ..tasks import Task
-from .precision import autocast
+from .distributed import Dist
+
+KEYS = ("loss_num", "loss_den", "correct", "n", "top5", "tp", "fp", "fn")
+
+
+def batch_sums(logits: torch.Tensor, targets: torch.Tensor, task: Task) -> list[float]:
+    """The sums (in ``KEYS`` order) a set's scores are made of, for one batch."""
+    logits = logits.float()
+    num, den = task.loss_terms(logits, targets)
+    top5 = 0.0
+    if task.kind == "multiclass" and task.num_classes >= 10:
+        top5 = float((logits.topk(5, 1).indices == targets[:, None]).any(1).sum())
+    tp = fp = fn = 0.0
+    if task.kind == "multilabel":
+        pred, true = task.predict(logits), (targets >= 0.5).long()
+        tp, fp, fn = (
+            float((pred & true).sum()),
+            float((pred & (1 - true)).sum()),
+            float(((1 - pred) & true).sum()),
+        )
+    return [num, den, task.correct(logits, targets), float(len(targets)), top5, tp, fp, fn]
+
+
+def finish(sums: list[float], task: Task) -> dict[str, float]:
+    """{"loss", "acc", "top5" (multiclass with >= 10 classes), "f1" (multilabel, micro), "images"}."""
+    s = dict(zip(KEYS, sums))
+    n = max(s["n"], 1.0)
+    out = {"loss": s["loss_num"] / max(s["loss_den"], 1e-12), "acc": s["correct"] / n, "images": s["n"]}
+    if task.kind == "multiclass" and task.num_classes >= 10:
+        out["top5"] = s["top5"] / n
+    if task.kind == "multilabel":
+        out["f1"] = 2 * s["tp"] / max(2 * s["tp"] + s["fp"] + s["fn"], 1.0)
+    return out
 
 
 def scores(logits: torch.Tensor, targets: torch.Tensor, task: Task) -> dict[str, float]:
-    """{"loss", "acc", "top5" (multiclass with >= 10 classes), "f1" (multilabel, micro), "images"}."""
-    logits, n = logits.float(), max(len(targets), 1)
-    out = {
-        "loss": float(task.loss(logits, targets)),
-        "acc": task.correct(logits, targets) / n,
-        "images": float(len(targets)),
-    }
-    if task.kind == "multiclass" and task.num_classes >= 10:
-        out["top5"] = float((logits.topk(5, 1).indices == targets[:, None]).any(1).sum()) / n
-    if task.kind == "multilabel":
-        pred, true = task.predict(logits), (targets >= 0.5).long()
-        tp, fp, fn = int((pred & true).sum()), int((pred & (1 - true)).sum()), int(((1 - pred) & true).sum())
-        out["f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
-    return out
+    """The scores of a whole set of outputs at once."""
+    return finish(batch_sums(logits, targets, task), task)
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader, task: Task, device: torch.device, precision: str, channels_last: bool
-) -> dict[str, float]:
-    """``scores`` of the model over every batch of ``loader``."""
+    model: nn.Module, loader, task: Task, device: torch.device, precision: str = "fp32",
+    channels_last: bool = False, dist: Dist | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Scores of ``model`` over this process's batches of ``loader``, summed over all processes."""
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    logits, targets = [], []
+    sums = [0.0] * len(KEYS)
     for batch in loader:
+        x = batch.images.to(device, memory_format=fmt) if batch.images.ndim == 4 else batch.images.to(device)
         with autocast(device, precision):
-            logits.append(model(batch.images.to(device, memory_format=fmt)).float().cpu())
-        targets.append(batch.targets)
-    return scores(torch.cat(logits), torch.cat(targets), task)
+            logits = model(x)
+        sums = [a + b for a, b in zip(sums, batch_sums(logits.float().cpu(), batch.targets, task))]
+    return finish(dist.sum(sums) if dist is not None else sums, task)
 
 
-def score(metrics: dict[str, float], task: Task) -> float:
-    """The number 'best' and early stopping go by (higher is better)."""
-    return metrics["f1"] if task.kind == "multilabel" else metrics["acc"]
+def selection_key(metrics: dict[str, float], task: Task) -> tuple[float, float]:
+    """What 'best' and early stopping go by (higher is better): the task's score (accuracy; micro-F1
+    for multi-label), ties broken by the lower loss."""
+    return (metrics["f1"] if task.kind == "multilabel" else metrics["acc"], -metrics["loss"])

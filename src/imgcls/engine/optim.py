@@ -3,7 +3,6 @@ norms and biases; layer-wise LR decay; SAM and Lookahead as wrappers around any 
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -42,46 +41,33 @@ class OptimConfig:
     accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches")
 
 
-def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module) -> bool:
+def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module, declared: set[str]) -> bool:
+    """Biases, norm weights and what the model declares (position embeddings...) get no decay."""
     return (
         p.ndim <= 1
         or isinstance(module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm)
-        or name.endswith(("pos_embed", "cls_token", "relative_position_bias_table", "rel_bias"))
+        or name in declared
     )
 
 
 def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
-    """{parameter name: depth index} from the module order: every parameter up to the first indexed
-    block is the stem (0), each ``name.N`` block a layer, the classifier the last layer."""
-    head = tuple(getattr(model, "head_layers", ()) or ())
-    ids: dict[str, int] = {}
-    blocks: list[str] = []
-    for name, _ in model.named_parameters():
-        if head and name.startswith(tuple(h + "." for h in head)):
-            continue
-        m = re.match(r"^(.*?\.\d+)\.", name)
-        key = m.group(1) if m else None
-        if key is None:
-            ids[name] = len(blocks) if blocks else 0  # stem (before blocks) or a norm after them
-            continue
-        if not blocks or blocks[-1] != key:
-            blocks.append(key)
-        ids[name] = len(blocks)
-    last = len(blocks) + 1
-    for name, _ in model.named_parameters():
-        ids.setdefault(name, last)
-    return ids, last
+    """{parameter name: layer group} and the head's index, from the model's own ``layer_groups()``
+    (stem 0, blocks in forward order, head last); a plain module (a probe's linear layer) is one group."""
+    if hasattr(model, "group_ids"):
+        return model.group_ids()
+    return {name: 0 for name, _ in model.named_parameters()}, 0
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     modules = dict(model.named_modules())
     ids, last = layer_ids(model) if cfg.layer_decay != 1.0 else ({}, 0)
+    declared = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
     groups: dict[tuple[bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         owner = modules.get(name.rsplit(".", 1)[0] if "." in name else "", model)
-        decay = cfg.decay_norm_bias or not _is_no_decay(name, p, owner)
+        decay = cfg.decay_norm_bias or not _is_no_decay(name, p, owner, declared)
         layer = ids.get(name, 0)
         g = groups[(decay, layer)]
         g["params"].append(p)

@@ -13,7 +13,6 @@ channels_last for conv nets.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -28,27 +27,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..amp import PRECISIONS, autocast, cpu_has_bf16
 from ..errors import ConfigError
+from .distributed import Dist
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MARGIN = 0.05  # a winner must be this much faster (median step time) than every other candidate
 MIN_ROUNDS, MAX_ROUNDS = 3, 12  # timed steps per candidate
 TRIAL_BUDGET_S = 20.0  # stop adding rounds after this much timing (the medians so far decide)
-
-
-def cpu_has_bf16() -> bool:
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None) or getattr(
-        torch.cpu, "_is_amx_tile_supported", None
-    )
-    return bool(check and check())
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    dtype = DTYPES[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def is_conv_net(model: nn.Module) -> bool:
@@ -107,9 +92,11 @@ def step_seconds(
 
 def measure(
     model: nn.Module, x: torch.Tensor, loss_fn: Callable, device: torch.device,
-    candidates: list[tuple[str, bool]],
+    candidates: list[tuple[str, bool]], dist: Dist | None = None,
 ) -> tuple[dict[str, float], int, bool]:  # fmt: skip
-    """(median seconds per candidate, rounds, clear winner) from interleaved rounds of whole steps."""
+    """(median seconds per candidate, rounds, clear winner) from interleaved rounds of whole steps.
+    Under several processes every rank times at once (the contention training will have) and each
+    round's times are averaged over the ranks, so all of them take the same decisions."""
     trial = copy.deepcopy(model).to(device).train()
     params = [p for p in trial.parameters() if p.requires_grad] or [nn.Parameter(torch.zeros(1))]
     opt = torch.optim.SGD(params, lr=0.0)  # a real step's work that changes nothing
@@ -127,8 +114,10 @@ def measure(
     spent, rounds, clear = 0.0, 0, False
     while rounds < MAX_ROUNDS:
         order = candidates[rounds % len(candidates) :] + candidates[: rounds % len(candidates)]
-        for c in order:  # rotated each round, so no candidate always follows the same one
-            t = run(c)
+        measured = [run(c) for c in order]  # rotated each round, so no candidate always follows the same one
+        if dist is not None and dist.enabled:
+            measured = [t / dist.world for t in dist.sum(measured)]
+        for c, t in zip(order, measured):
             times[c].append(t)
             spent += t
         rounds += 1
@@ -149,8 +138,10 @@ def choose(
     precision: str,
     channels_last: str,
     key: str,
+    dist: Dist | None = None,
 ) -> Verdict:
-    """The precision and memory format for the requested settings (``auto``: measured, cached)."""
+    """The precision and memory format for the requested settings (``auto``: measured, cached). With
+    several processes, rank 0's cache decides whether to measure, and the verdict is the same on all."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if channels_last not in ("auto", "on", "off"):
@@ -181,6 +172,7 @@ def choose(
                 key,
                 list(x.shape),
                 torch.get_num_threads(),
+                dist.world if dist is not None else 1,
                 platform.processor(),
                 torch.__version__,
                 candidates,
@@ -188,24 +180,31 @@ def choose(
             ]
         ).encode()
     ).hexdigest()[:24]
+    main = dist is None or dist.is_main
     cache = _cache_file()
-    try:
-        known = json.loads(cache.read_text()) if cache.is_file() else {}
-    except ValueError:  # a damaged cache is measured again, not trusted
-        known = {}
-    if cache_key in known:
-        return Verdict(**{**known[cache_key], "cached": True})
+    known: dict = {}
+    if main:
+        try:
+            known = json.loads(cache.read_text()) if cache.is_file() else {}
+        except ValueError:  # a damaged cache is measured again, not trusted
+            known = {}
+    cached = known.get(cache_key)
+    if dist is not None:
+        cached = dist.broadcast(cached)
+    if cached is not None:
+        return Verdict(**{**cached, "cached": True})
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         # dropout in the trial must not move the global RNG: a measured and a cached verdict
         # then give the same training run
-        seconds, rounds, clear = measure(model, x, loss_fn, device, candidates)
+        seconds, rounds, clear = measure(model, x, loss_fn, device, candidates, dist)
     best = min(seconds, key=seconds.__getitem__)
     verdict = Verdict(best.split("+")[0], best.endswith("channels_last"), seconds, rounds, clear)
-    known[cache_key] = {k: v for k, v in asdict(verdict).items() if k != "cached"}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(known, indent=1))
-    os.replace(tmp, cache)
+    if main:
+        known[cache_key] = {k: v for k, v in asdict(verdict).items() if k != "cached"}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, cache)
     return verdict
 
 

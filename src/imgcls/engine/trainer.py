@@ -1,45 +1,65 @@
-"""``imgcls.train(cfg)``: set a run up from its config, then the loop.
+"""``imgcls.train(cfg)``: resolve the config (``resolve.py``), build the trainer from it, run the loop
+(``loop.py``) with its hooks (``hooks.py``).
 
-The loop is ``train_step`` (one screen) plus what hooks in around it: evaluation and checkpoints
-at epoch ends (and every ``save_every`` steps), logs, EMA, guards against non-finite losses,
-signals. Everything a resumed run needs is in ``checkpoints/last.pt``: model, optimiser,
-scheduler, scaler, EMA, RNG states, and the data position (epoch, next batch) — the loaders'
-randomness is a function of (seed, epoch, index), so resuming at a batch replays the same stream.
+The trainer owns what the loop and the hooks share: the model and what trains of it (the whole model,
+or for a linear probe its classifier layer over cached features), its wrapper for the forward pass
+(DistributedDataParallel under torchrun: the loss of every head goes through it), optimiser,
+scheduler, gradient scaler, EMA, the loaders, the run folder, and the ``TrainState`` (position, best
+scores, counters). ``checkpoints/last.pt`` holds all of it plus every rank's random-generator states,
+so a resumed run — after a stop, a kill, or a torchrun restart — continues the same computation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 import os
-import random
+import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 
-from ..config import dump_yaml, from_dict, load_yaml
-from ..errors import ConfigError, ImgclsError
-from ..tasks import Task, class_weights_auto, pos_weight_auto
-from .checkpoint import clean_temp, load_safe, save_atomic, save_safetensors, write_text_atomic
-from .config import TrainConfig, parse_size_schedule
-from .evaluate import evaluate, score, scores
+from ..amp import autocast
+from ..data.loader import make_loader
+from ..features import FeatureLoader, classifier_layer, extract
+from ..fileio import load_safe, save_atomic
+from ..models.base import Classifier
+from ..progress import progress_bar
+from ..run import RunMeta
+from ..version import __version__
+from .checkpoint import first_non_finite, rng_state, set_rng_state
+from .config import TrainConfig
+from .evaluate import evaluate, selection_key
+from .hooks import (
+    EMA,
+    BestWeights,
+    Checkpoint,
+    EarlyStop,
+    EpochLog,
+    Freeze,
+    Hook,
+    NonFiniteGuard,
+    ProgressBar,
+    StepLog,
+    TrainingDivergedError,
+)
+from .loop import train_one_epoch
 from .optim import build_optimizer
-from .precision import ModelEMA, autocast, choose
+from .precision import ModelEMA
+from .resolve import ResolvedConfig, resolve
 from .schedule import Scheduler
 from .signals import GracefulStop
 
-RESUME_OVERRIDES = ("stop_after_steps", "save_every", "progress", "tensorboard", "eval_test", "threads")
 AUX_WEIGHT = 0.3  # auxiliary heads' share of the loss (GoogLeNet's 0.3)
 
-
-class TrainingDivergedError(ImgclsError, RuntimeError):
-    """The loss stayed non-finite for ``max_bad_steps`` steps in a row."""
-
-    exit_code = 3
+__all__ = ["TrainResult", "Trainer", "TrainingDivergedError", "train"]
 
 
 @dataclass
@@ -52,586 +72,489 @@ class TrainResult:
     test: dict[str, float] = field(default_factory=dict)
 
 
-def new_run_folder(cfg: TrainConfig) -> Path:
-    base = Path(cfg.out)
-    name = cfg.name or cfg.model.model
-    folder, n = base / name, 1
-    while folder.exists() and any(folder.iterdir()):
-        n += 1
-        folder = base / f"{name}-{n}"
-    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return folder
+@dataclass
+class TrainState:
+    """Where the run is and what it remembers; saved in every checkpoint."""
+
+    epoch: int = 0
+    batch: int = 0  # the next batch of the epoch
+    step: int = 0
+    best_key: list[float] = field(default_factory=list)  # selection_key of the best epoch
+    best: dict[str, float] = field(default_factory=dict)  # its val scores and epoch
+    bad_total: int = 0
+    bad_in_row: int = 0
+    stale_epochs: int = 0
+    epoch_sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "n": 0.0})
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": _to_plain(random.getstate()),
-    }
+class TrainForward(nn.Module):
+    """What the training step calls: (logits, auxiliary logits). DistributedDataParallel wraps this
+    module, so every head's loss, auxiliary ones included, goes through the wrapper."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.aux = (
+            isinstance(net, Classifier) and type(net)._forward_with_aux is not Classifier._forward_with_aux
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.net.forward_with_aux(x) if self.aux else (self.net(x), [])
 
 
-def _to_plain(x: Any) -> Any:
-    return [_to_plain(v) for v in x] if isinstance(x, tuple | list) else x
+class Clock:
+    """Where the wall time goes: named sections timed around the work, the rest is the step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"data": 0.0, "eval": 0.0, "checkpoint": 0.0}
+
+    @contextlib.contextmanager
+    def __call__(self, section: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[section] = self.seconds.get(section, 0.0) + time.perf_counter() - start
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
+def process_age() -> float:
+    """Seconds since this process started (Linux's /proc), else since the trainer was imported."""
+    try:
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / os.sysconf(
+            "SC_CLK_TCK"
+        )
+        return float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
 
 
-def _jsonl_keep(path: Path, keep: Any) -> None:
-    """Drop the lines a resumed run will write again (those after its checkpoint)."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and keep(json.loads(ln))]
-        write_text_atomic(path, "".join(ln + "\n" for ln in lines))
+_IMPORTED = time.perf_counter()
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig) -> None:
-        from .. import create_model, model_info
-        from ..data import make_loader, open_source, preprocess_for
-
-        resume = Path(cfg.resume) if cfg.resume else None
-        if resume is not None:
-            if not (resume / "config.yaml").is_file():
-                raise ConfigError(f"--resume {str(resume)!r}: no config.yaml there (is it a run folder?)")
-            saved = from_dict(TrainConfig, load_yaml(resume / "config.yaml"))
-            for name in RESUME_OVERRIDES:  # how to run, not what to compute: the caller's say
-                setattr(saved, name, getattr(cfg, name))
-            saved.data.workers = cfg.data.workers
-            cfg, cfg.resume = saved, str(resume)
-        if not cfg.model.model:
-            raise ConfigError("no model given: --model NAME (imgcls models lists them)")
-        if not cfg.data.data:
-            raise ConfigError("no data given: --data SOURCE (e.g. mnist:data/mnist; see the README)")
-        if cfg.optim.sam and cfg.optim.accum_steps > 1:
-            raise ConfigError("SAM with gradient accumulation is not supported: use one or the other")
-        self.cfg = cfg
-        self.device = torch.device(
-            "cuda"
-            if cfg.device == "auto" and torch.cuda.is_available()
-            else ("cpu" if cfg.device == "auto" else cfg.device)
-        )
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(cfg.threads or cores)
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
-
-        # data, task, model
-        self.source = open_source(cfg.data.data).with_val(cfg.data.val_fraction, cfg.seed)
-        info = model_info(cfg.model.model)
-        kind = cfg.task.task
-        if kind == "auto":
-            kind = (
-                "multilabel"
-                if self.source.multilabel
-                else ("binary" if self.source.num_classes == 2 else "multiclass")
-            )
-        cfg.task.task = kind
-        self.schedule_sizes = parse_size_schedule(cfg.data.img_size_schedule, cfg.epochs)
-        self.pre = preprocess_for(info, self.source.channels, cfg.data.img_size, cfg.data.color_space)
-        cfg.data.img_size, cfg.data.color_space = self.pre.size, self.pre.color_space
-        train_split = self.source.split("train")
-        targets = torch.from_numpy(getattr(train_split, "targets", np.zeros(0, np.int64)))
-        self.task = Task(
-            kind, self.source.num_classes, cfg.task.loss, cfg.task.label_smoothing,
-            _weights(cfg.task.class_weights, targets, self.source.num_classes, kind),
-            _pos_weight(cfg.task.pos_weight, targets, kind), cfg.task.focal_gamma, cfg.task.threshold,
-        )  # fmt: skip
-        cfg.task.loss = self.task.loss_name
-        self.model = create_model(
-            cfg.model.model,
-            num_classes=self.task.num_outputs,
-            in_chans=self.pre.channels,
-            **cfg.model.model_args,
-        )
-        if cfg.model.init and resume is None:
-            from ..transfer import load_pretrained
-
-            load_pretrained(self.model, cfg.model.init, verbose=cfg.progress)
-        self.model.to(self.device)
-        self.aug = cfg.aug.resolve(self.pre.size, self.source.channels)
-        self._make_loader = make_loader
+    def __init__(self, cfg: TrainConfig | ResolvedConfig) -> None:
+        r = cfg if isinstance(cfg, ResolvedConfig) else resolve(cfg)
+        self.r, self.cfg, self.dist, self.run = r, r.cfg, r.dist, r.run
+        self.task, self.source, self.pre, self.aug = r.task, r.source, r.pre, r.aug
+        self.model, self.device = r.model, r.dist.device
+        self.precision, self.channels_last = self.cfg.precision, r.precision.channels_last
+        self.state = TrainState()
+        self.clock = Clock()
         self._loaders: dict[tuple[str, int], Any] = {}
-        self.run = resume if resume is not None else new_run_folder(cfg)
-        self.sample_weights = None
-        if cfg.data.balanced_sampler and targets.ndim == 1 and len(targets):
-            w = 1.0 / torch.bincount(targets, minlength=self.source.num_classes).clamp_min(1).float()
-            self.sample_weights = (w[targets] / w[targets].sum()).numpy()
-
-        # precision, decided on a real batch and written into the config
-        first = next(iter(self.loader("train", self.size_at(0))))
-        x0 = first.images[: min(len(first.images), cfg.batch_size)]
-        y0 = first.targets[: len(x0)].to(self.device)
-        self.precision_verdict = choose(
-            self.model, x0, lambda out: self.task.loss(out, y0), self.device, cfg.precision, cfg.channels_last,
-            key=f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{self.task.num_outputs}:{self.pre.channels}",
-        )  # fmt: skip
-        precision, cl = self.precision_verdict.precision, self.precision_verdict.channels_last
-        cfg.precision, cfg.channels_last = precision, "on" if cl else "off"
-        self.channels_last = cl
-        if cl:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
-        self.forward_model = torch.compile(self.model) if cfg.compile else self.model
-        from ..models.base import Classifier
-
-        self.has_aux = type(self.model)._forward_with_aux is not Classifier._forward_with_aux
-
-        # optimisation: over every parameter; frozen ones get no gradient, so the optimiser leaves
-        # them as they are until --freeze-epochs ends and they thaw
-        self.steps_per_epoch = math.ceil(len(self.loader("train", self.size_at(0))) / cfg.optim.accum_steps)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = Scheduler(
-            self.optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * self.steps_per_epoch, self.steps_per_epoch
-        )
-        self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema else None
-        self.set_freeze(0)
-
-        # position
-        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
-        self.best_score = -math.inf
-        self.best: dict[str, float] = {}
-        self.bad_in_row, self.bad_total, self.stale_epochs = 0, 0, 0
-        self.epoch_sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
-        if resume is not None:
-            self._load(resume / "checkpoints" / "last.pt")
+        self.probe = self.cfg.model.linear_probe
+        if self.probe:  # only the final layer trains, on the backbone's cached pooled features
+            self.net: nn.Module = classifier_layer(self.model)
         else:
-            write_text_atomic(self.run / "config.yaml", dump_yaml(cfg))
-            write_text_atomic(self.run / "labels.json", json.dumps(self.source.classes, indent=1) + "\n")
-        clean_temp(self.run / "checkpoints")
-        clean_temp(self.run)
-        _jsonl_keep(self.run / "steps.jsonl", lambda r: r["step"] <= self.step)
-        _jsonl_keep(self.run / "metrics.jsonl", lambda r: r["epoch"] < self.epoch)
+            self.net = self.model
+        cfg = self.cfg
+        self.steps_per_epoch = math.ceil(len(self.train_loader()) / cfg.optim.accum_steps)
+        # over every parameter: frozen ones get no gradient, so the optimiser leaves them as they are
+        # until --freeze-epochs ends and they thaw
+        self.optimizer = build_optimizer(self.net, cfg.optim)
+        self.scheduler = Scheduler(self.optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * self.steps_per_epoch,
+                                   self.steps_per_epoch)  # fmt: skip
+        self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema and not self.probe else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.ddp: nn.Module | None = None
+        self.forward: nn.Module = self.net
+        self.freeze = Freeze(cfg.model.freeze, cfg.model.freeze_epochs)
+        self.freeze.epoch_start(self)  # the first epoch's parameters, and the wrapper for them
+        self.stop: GracefulStop | None = None
+        self.bar: Any = None
         self.pending_steps: list[dict[str, Any]] = []
-        self.micro = (0.0, 0)  # (loss sum, images) of the micro-batches of the step being accumulated
+        self.hooks: list[Hook] = []
+        if r.resuming:
+            self._load()
+        elif self.dist.is_main:
+            self.run.write_config(cfg)
+            self.run.write_labels(self.source.classes)
         self.tb = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+        if self.dist.is_main:
+            self.run.clean_temp()
+            self.run.keep_lines(self.run.steps, lambda rec: rec["step"] <= self.state.step)
+            self.run.keep_lines(self.run.metrics, lambda rec: rec["epoch"] < self.state.epoch)
+            if cfg.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.run / "tensorboard"), purge_step=self.step if resume else None)
+                self.tb = SummaryWriter(
+                    str(self.run.tensorboard), purge_step=self.state.step if r.resuming else None
+                )
 
-    def set_freeze(self, epoch: int) -> None:
-        from ..transfer import freeze
-
-        spec = self.cfg.model.freeze
-        active = spec not in ("", "none") and (
-            not self.cfg.model.freeze_epochs or epoch < self.cfg.model.freeze_epochs
-        )
-        freeze(self.model, spec if active else "none")
-
-    def train_mode(self) -> None:
-        from ..transfer import keep_frozen_norms_eval
-
-        self.model.train()
-        keep_frozen_norms_eval(self.model)
-
-    # ---- data -------------------------------------------------------------------------------
     def size_at(self, epoch: int) -> int:
-        for size, until in self.schedule_sizes:
-            if epoch < until:
-                return size
-        return self.schedule_sizes[-1][0] if self.schedule_sizes else self.pre.size
+        return self.r.size_at(epoch)
 
+    def say(self, text: str, always: bool = False) -> None:
+        """A line of the log (rank 0; with ``always`` even when progress is not shown)."""
+        if self.dist.is_main and (self.cfg.progress or always):
+            if self.bar is not None:
+                self.bar.console.print(text, soft_wrap=True)
+            else:
+                print(text, flush=True)
+
+    def call(self, point: str, *args: Any) -> bool:
+        """Every hook's method for ``point``, in order; True when one of them asks to end the run."""
+        return any([bool(getattr(h, point)(self, *args)) for h in self.hooks])
+
+    # ---- data ----------------------------------------------------------------------------------
     def loader(self, split: str, size: int) -> Any:
         key = (split, size)
         if key not in self._loaders:
-            from dataclasses import replace
-
-            cfg = self.cfg
-            pre = self.pre if size == self.pre.size else replace(self.pre, size=size)
-            aug = self.aug if split == "train" else None
-            small = pre.size <= 64 and not hasattr(self.source.split(split), "urls")
-            workers = (
-                cfg.data.workers if cfg.data.workers >= 0 else (0 if small else min(4, os.cpu_count() or 1))
+            self._loaders[key] = (
+                self._feature_loader(split) if self.probe else self._image_loader(split, size)
             )
-            self._loaders[key] = self._make_loader(
-                self.source, split, pre, aug, cfg.batch_size, seed=cfg.seed, workers=workers,
-                drop_last=split == "train" and len(self.source.split(split)) > cfg.batch_size,
-                on_bad_image=cfg.data.on_bad_image, max_bad_fraction=cfg.data.max_bad_fraction,
-                bad_report=self.run_path("bad_images.csv") if hasattr(self, "run") else None,
-                smoothing=cfg.task.label_smoothing if self.task.kind == "multiclass" else 0.0,
-                sample_weights=self.sample_weights if split == "train" else None, progress=cfg.progress,
-            )  # fmt: skip
         return self._loaders[key]
 
-    def run_path(self, name: str) -> Path:
-        return self.run / name
+    def train_loader(self) -> Any:
+        return self.loader("train", self.size_at(self.state.epoch))
 
-    # ---- the step ---------------------------------------------------------------------------
+    def _image_loader(self, split: str, size: int) -> Any:
+        cfg, dist = self.cfg, self.dist
+        pre = self.pre if size == self.pre.size else replace(self.pre, size=size)
+        try:
+            more_than_a_batch = len(self.source.split(split)) > cfg.batch_size
+        except TypeError:  # streamed shards of unknown length
+            more_than_a_batch = True
+        return make_loader(
+            self.source, split, pre, self.aug if split == "train" else None, cfg.batch_size, seed=cfg.seed,
+            workers=self.r.workers, drop_last=split == "train" and more_than_a_batch, rank=dist.rank,
+            world=dist.world, on_bad_image=cfg.data.on_bad_image, max_bad_fraction=cfg.data.max_bad_fraction,
+            bad_report=self.run.bad_images if dist.is_main else None,
+            smoothing=cfg.task.label_smoothing if self.task.kind == "multiclass" else 0.0,
+            sample_weights=self.r.sample_weights if split == "train" else None,
+            progress=cfg.progress and dist.is_main,
+        )  # fmt: skip
+
+    def _feature_loader(self, split: str) -> Any:
+        cfg = self.cfg
+        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{self.task.num_outputs}"
+        x, y = extract(self.model, self.source, split, self.pre, init=cfg.model.init, key=key,
+                       batch_size=max(cfg.batch_size, 128), progress=cfg.progress and self.dist.is_main)  # fmt: skip
+        return FeatureLoader(torch.from_numpy(x), torch.from_numpy(y), cfg.batch_size, train=split == "train",
+                             seed=cfg.seed, rank=self.dist.rank, world=self.dist.world)  # fmt: skip
+
+    def batches(self, loader: Any, start: int) -> Iterator[tuple[int, Any, bool]]:
+        """(batch number, batch, is the epoch's last) from ``start``. Loaders whose ranks may run out
+        at different batches (streamed shards) end the epoch on every rank when the first one does."""
+        it = iter(loader.iter_from(start))
+        uneven = getattr(loader, "uneven", False) and self.dist.enabled
+
+        def fetch() -> Any:
+            with self.clock("data"):
+                batch = next(it, None)
+            if uneven and not self.dist.all(batch is not None):
+                return None
+            return batch
+
+        current, b = fetch(), start
+        while current is not None:
+            following = fetch()
+            yield b, current, following is None
+            current, b = following, b + 1
+
+    def inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch.images
+        if x.ndim == 4:
+            x = x.to(
+                self.device,
+                memory_format=torch.channels_last if self.channels_last else torch.contiguous_format,
+            )
+        else:
+            x = x.to(self.device)
+        return x, batch.targets.to(self.device)
+
+    # ---- the step's parts ----------------------------------------------------------------------
+    def wrap(self) -> None:
+        """The forward module for the current trainable parameters: DDP under torchrun, compiled with
+        --compile."""
+        module = TrainForward(self.net)
+        self.ddp = self.dist.wrap(module) if self.dist.enabled else None
+        wrapped = self.ddp or module
+        self.forward = torch.compile(wrapped) if self.cfg.compile else wrapped
+
+    def gradient_sync(self, sync: bool) -> contextlib.AbstractContextManager:
+        """Gradients are all-reduced in the backward of the step's last batch only."""
+        return self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext()
+
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast(self.device, self.cfg.precision):
-            logits, aux = self.model.forward_with_aux(x) if self.has_aux else (self.forward_model(x), [])
+        with autocast(self.device, self.precision):
+            logits, aux = self.forward(x)
             loss = self.task.loss(logits, y) + sum(AUX_WEIGHT * self.task.loss(a, y) for a in aux)
         return loss, logits
 
-    def train_step(self, batch: Any, step_now: bool) -> float:
-        """One batch: forward, backward, and (when ``step_now``: every accum_steps batches) the optimiser step."""
-        cfg, fmt = self.cfg.optim, torch.channels_last if self.channels_last else torch.contiguous_format
-        x, y = batch.images.to(self.device, memory_format=fmt), batch.targets.to(self.device)
-        loss, logits = self.forward_loss(x, y)
-        value = loss.item()
-        if not math.isfinite(value):  # skipped: no gradient from this batch reaches the weights
-            self.optimizer.zero_grad(set_to_none=True)
-            self.micro = (0.0, 0)
-            return value
-        self.epoch_sums["loss"] += value * len(y)
-        self.epoch_sums["n"] += len(y)
-        self.epoch_sums["correct"] += self.task.correct(logits.detach().float(), y)
-        self.scaler.scale(loss / cfg.accum_steps).backward()
-        self.micro = (self.micro[0] + value * len(y), self.micro[1] + len(y))
-        if not step_now:
-            return value
-        value, self.micro = self.micro[0] / self.micro[1], (0.0, 0)  # the step's loss: all its micro-batches
-        if getattr(self.optimizer, "requires_second_pass", False):  # SAM: gradient at the perturbed weights
-            self.optimizer.first_step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.forward_loss(x, y)[0].backward()
-        if cfg.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
+
+    def optimizer_step(self, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> None:
+        """SAM's second pass (at the perturbed weights, through the wrapper), clipping, the step."""
+        opt, cfg = self.optimizer, self.cfg.optim
+        if scale != 1.0:
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+        if getattr(opt, "requires_second_pass", False):
+            opt.first_step()
+            opt.zero_grad(set_to_none=True)
+            self.backward(self.forward_loss(x, y)[0])
+        if cfg.clip_grad:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_grad)
+        self.scaler.step(opt)
+        self.scaler.update()
+        opt.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        return value
 
-    # ---- the loop ---------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        from ..progress import progress_bar
+    def step_record(self, group: list[tuple[float, int, float]]) -> dict[str, Any]:
+        """The step's loss (mean over its batches and every rank's), images and correct decisions."""
+        loss, n, correct = self.dist.sum(
+            [sum(g[0] for g in group), sum(g[1] for g in group), sum(g[2] for g in group)]
+        )
+        return {"epoch": self.state.epoch, "loss": loss / max(n, 1), "images": int(n), "correct": correct}
 
+    def log_step(self, record: dict[str, Any]) -> None:
+        s = self.state
+        s.step += 1
+        s.epoch_sums["loss"] += record["loss"] * record["images"]
+        s.epoch_sums["n"] += record["images"]
+        s.epoch_sums["correct"] += record.pop("correct")
+        record.update(step=s.step, lr=self.scheduler.lr)
+
+    def stop_reason(self) -> str | None:
+        """Decided on every rank alike: a signal to any rank stops all of them at this step."""
+        if self.dist.any(self.stop is not None and self.stop.requested is not None):
+            return "interrupted"
+        if self.cfg.stop_after_steps and self.state.step >= self.cfg.stop_after_steps:
+            return "stopped"
+        return None
+
+    # ---- the run -------------------------------------------------------------------------------
+    def default_hooks(self) -> list[Hook]:
         cfg = self.cfg
-        status = "finished"
-        with GracefulStop() as stop, progress_bar(disable=not cfg.progress) as bar:
-            while self.epoch < cfg.epochs:
-                loader = self.loader("train", self.size_at(self.epoch))
-                loader.set_epoch(self.epoch)
-                task = bar.add_task(
-                    f"epoch {self.epoch + 1}/{cfg.epochs}",
-                    total=len(loader),
-                    completed=self.batch_in_epoch,
-                    rate="",
-                )
-                started, seen = time.perf_counter(), 0
-                self.set_freeze(self.epoch)
-                self.train_mode()
-                for batch in loader.iter_from(self.batch_in_epoch):
-                    self.batch_in_epoch += 1
-                    step_now = self.batch_in_epoch % cfg.optim.accum_steps == 0 or self.batch_in_epoch == len(
-                        loader
-                    )
-                    loss = self.train_step(batch, step_now)
-                    if not step_now:
-                        continue
-                    self._after_step(loss, len(batch))
-                    seen += len(batch)
-                    bar.update(task, completed=self.batch_in_epoch, rate=self._rate_text(seen, started))
-                    if stop.requested or (cfg.stop_after_steps and self.step >= cfg.stop_after_steps):
-                        status = "interrupted" if stop.requested else "stopped"
-                        break
-                    if cfg.save_every and self.step % cfg.save_every == 0:
-                        self.save()
-                bar.remove_task(task)
-                if status != "finished":
+        hooks: list[Hook] = [self.freeze, NonFiniteGuard(cfg.max_bad_steps)]
+        if self.ema is not None:
+            hooks.append(EMA())
+        hooks += [StepLog(), EpochLog(), BestWeights(), EarlyStop(cfg.early_stop), Checkpoint(cfg.save_every)]
+        return hooks
+
+    def fit(self) -> TrainResult:
+        cfg, status = self.cfg, "finished"
+        started = process_age()
+        fit_start = time.perf_counter()
+        for note in self.r.notes:
+            self.say(f"imgcls: {note}", always=True)
+        with GracefulStop() as stop, progress_bar(disable=not (cfg.progress and self.dist.is_main)) as bar:
+            self.stop, self.bar = stop, bar
+            self.hooks = self.default_hooks()
+            if cfg.progress and self.dist.is_main:
+                self.hooks.append(ProgressBar(bar))
+            self.call("start")
+            while self.state.epoch < cfg.epochs:
+                loader = self.train_loader()
+                loader.set_epoch(self.state.epoch)
+                self.call("epoch_start")
+                reason = train_one_epoch(self, loader, self.state.batch)
+                if reason:
+                    status = reason
                     self.save()
                     break
-                stop_early, record = self._end_epoch()
-                if cfg.progress:
-                    bar.console.print(
-                        _epoch_line(record, cfg.epochs, time.perf_counter() - started), soft_wrap=True
-                    )
-                if stop_early:
+                if self.end_epoch():
                     status = "early_stopped"
                     break
+            self.call("end", status)
+            self.bar = None
         if self.tb is not None:
             self.tb.close()
-        result = TrainResult(self.run, status, self.epoch, self.step, self.best)
+        result = TrainResult(self.run.root, status, self.state.epoch, self.state.step, dict(self.state.best))
         if status in ("finished", "early_stopped") and cfg.eval_test and "test" in self.source.splits:
             result.test = self.test()
+        self.report_time(started, time.perf_counter() - fit_start)
         return result
 
-    def _rate_text(self, seen: int, started: float) -> str:
-        s = self.epoch_sums
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        return f"loss {s['loss'] / max(s['n'], 1):.4f}  acc {s['correct'] / max(s['n'], 1):.3f}  {seen / elapsed:,.0f} img/s"
+    def end_epoch(self) -> bool:
+        """Validate, log, keep the best weights, checkpoint; True when a hook ends the run."""
+        val = self.validate()
+        s = self.state
+        train = {
+            "loss": s.epoch_sums["loss"] / max(s.epoch_sums["n"], 1),
+            "acc": s.epoch_sums["correct"] / max(s.epoch_sums["n"], 1),
+        }
+        record = {"epoch": s.epoch, "step": s.step, "lr": self.scheduler.lr, "train": train, "val": val,
+                  "skipped_steps": s.bad_total}  # fmt: skip
+        self.scheduler.epoch_end(selection_key(val, self.task)[0])
+        self.merge_bad_images()
+        s.epoch, s.batch, s.epoch_sums = s.epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "n": 0.0}
+        return self.call("epoch_end", record)
 
-    def _after_step(self, loss: float, n: int) -> None:
-        if not math.isfinite(loss):
-            self.bad_in_row += 1
-            self.bad_total += 1
-            if self.bad_in_row >= self.cfg.max_bad_steps:
-                self.save_steps()
-                raise TrainingDivergedError(
-                    f"the loss was not finite for {self.bad_in_row} steps in a row (epoch {self.epoch + 1}, step {self.step}); "
-                    f"those steps were skipped and nothing non-finite was saved. Lower the learning rate "
-                    f"(--lr {self.cfg.optim.lr:g} now), add --warmup-epochs or --clip-grad, then resume with "
-                    f"imgcls train --resume {self.run} or start again"
-                )
+    @property
+    def eval_model(self) -> nn.Module:
+        """What is validated and saved: the EMA weights when EMA is on (for a probe: its layer)."""
+        if self.probe:
+            return self.net
+        return self.ema.module if self.ema is not None else self.model
+
+    def validate(self) -> dict[str, float]:
+        with self.clock("eval"):
+            self.dist.average_buffers(self.model)  # each rank's batch-norm statistics saw its own share
+            if self.ema is not None:
+                self.dist.average_buffers(self.ema.module)
+            val = self.loader("val", self.size_at(self.cfg.epochs - 1))
+            return evaluate(
+                self.eval_model, val, self.task, self.device, self.precision, self.channels_last, self.dist
+            )
+
+    def test(self) -> dict[str, float]:
+        """The best weights on the test split, written to test_metrics.json."""
+        self.dist.barrier()  # rank 0 has written model.safetensors
+        if self.run.weights.is_file():
+            state, _ = self.run.read_weights()
+            self.model.load_state_dict(state)
+        model = self.net if self.probe else self.model
+        with self.clock("eval"):
+            metrics = evaluate(model, self.loader("test", self.size_at(self.cfg.epochs - 1)), self.task, self.device,
+                               self.precision, self.channels_last, self.dist)  # fmt: skip
+        if self.dist.is_main:
+            self.run.write_json(self.run.test_metrics, metrics)
+        return metrics
+
+    def merge_bad_images(self) -> None:
+        """With several ranks each met its own bad files: rank 0 writes them all into one report."""
+        if not self.dist.enabled or self.cfg.data.on_bad_image != "skip" or self.probe:
             return
-        self.bad_in_row = 0
-        self.step += 1
-        record = {"step": self.step, "epoch": self.epoch, "loss": loss, "lr": self.scheduler.lr}
-        self.pending_steps.append(record)
-        if self.tb is not None:
-            self.tb.add_scalar("train/loss_step", loss, self.step)
-            self.tb.add_scalar("train/lr", self.scheduler.lr, self.step)
+        mine = {
+            k: v for ld in self._loaders.values() if hasattr(ld, "bad_log") for k, v in ld.bad_log.bad.items()
+        }
+        merged = {k: v for part in self.dist.gather(mine) for k, v in part.items()}
+        if self.dist.is_main and merged:
+            log = self.train_loader().bad_log
+            log.bad.update(merged)
+            log.write()
 
-    def _end_epoch(self) -> tuple[bool, dict[str, Any]]:
-        """Validate, log, keep the best weights, checkpoint; True when early stopping ends the run."""
-        cfg = self.cfg
-        eval_model = self.ema.module if self.ema is not None else self.model
-        val = evaluate(
-            eval_model,
-            self.loader("val", self.size_at(cfg.epochs - 1)),
-            self.task,
-            self.device,
-            cfg.precision,
-            self.channels_last,
-        )
-        s = self.epoch_sums
-        train = {"loss": s["loss"] / max(s["n"], 1), "acc": s["correct"] / max(s["n"], 1)}
-        record = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.lr, "train": train, "val": val,
-                  "skipped_steps": self.bad_total}  # fmt: skip
-        with open(self.run / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for split, m in (("train", train), ("val", val)):
-                for k, v in m.items():
-                    if k != "images":
-                        self.tb.add_scalar(f"{split}/{k}", v, self.epoch + 1)
-        current = score(val, self.task)
-        self.scheduler.epoch_end(current)
-        if current > self.best_score:
-            self.best_score, self.best, self.stale_epochs = current, {"epoch": self.epoch, **val}, 0
-            self.save_best(eval_model)
-        else:
-            self.stale_epochs += 1
-        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        self.epoch_sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
-        self.save()
-        return bool(cfg.early_stop and self.stale_epochs >= cfg.early_stop), record
-
-    # ---- the linear probe -------------------------------------------------------------------
-    def fit_probe(self) -> TrainResult:
-        """Train only the final classifier layer on the frozen backbone's pooled features, computed
-        once per split (eval preprocessing, no augmentation) and cached: seconds instead of epochs
-        of backbone passes. Saves the whole model (backbone + trained layer) like any run."""
-        from ..features import classifier_layer, extract
-
-        cfg = self.cfg
-        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{self.task.num_outputs}"
-        feats = {
-            split: tuple(torch.from_numpy(a) for a in extract(
-                self.model, self.source, split, self.pre, init=cfg.model.init, key=key, batch_size=max(cfg.batch_size, 128),
-                precision=cfg.precision, progress=cfg.progress))
-            for split in self.source.splits
-        }  # fmt: skip
-        head = classifier_layer(self.model)
-        optimizer = build_optimizer(head, cfg.optim)
-        x, y = feats["train"]
-        per_epoch = math.ceil(len(x) / cfg.batch_size)
-        scheduler = Scheduler(optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * per_epoch, per_epoch)
-        g = torch.Generator().manual_seed(cfg.seed)
-        best_state: dict[str, torch.Tensor] = {}
-        for epoch in range(cfg.epochs):
-            head.train()
-            order, total, n = torch.randperm(len(x), generator=g), 0.0, 0
-            for b in range(per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                loss = self.task.loss(head(x[idx]), y[idx])
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                self.step += 1
-                total, n = total + loss.item() * len(idx), n + len(idx)
-                self.pending_steps.append(
-                    {"step": self.step, "epoch": epoch, "loss": loss.item(), "lr": scheduler.lr}
-                )
-            val = self._probe_metrics(head, *feats["val"])
-            train = {"loss": total / max(n, 1), "acc": self._probe_metrics(head, x, y)["acc"]}
-            with open(self.run / "metrics.jsonl", "a") as f:
-                f.write(
-                    json.dumps(
-                        {
-                            "epoch": epoch,
-                            "step": self.step,
-                            "lr": scheduler.lr,
-                            "train": train,
-                            "val": val,
-                            "skipped_steps": 0,
-                        }
-                    )
-                    + "\n"
-                )
-            self.epoch = epoch + 1
-            if score(val, self.task) > self.best_score:
-                self.best_score, self.best = score(val, self.task), {"epoch": epoch, **val}
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-                self.save_best(self.model)
-            if cfg.progress:
-                print(
-                    _epoch_line(
-                        {"epoch": epoch, "train": train, "val": val, "skipped_steps": 0}, cfg.epochs, 0.0
-                    )
-                )
-        self.save_steps()
-        if self.tb is not None:
-            self.tb.close()
-        result = TrainResult(self.run, "finished", self.epoch, self.step, self.best)
-        if best_state and "test" in feats:
-            head.load_state_dict(best_state)
-            result.test = self._probe_metrics(head, *feats["test"])
-            write_text_atomic(self.run / "test_metrics.json", json.dumps(result.test, indent=1) + "\n")
-        return result
-
-    @torch.no_grad()
-    def _probe_metrics(self, head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        head.eval()
-        return scores(head(x), y, self.task)
-
-    # ---- files ------------------------------------------------------------------------------
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "model": self.cfg.model.model, "model_args": self.cfg.model.model_args, "num_outputs": self.task.num_outputs,
-            "classes": self.source.classes, "task": self.task.kind, "threshold": self.task.threshold,
-            "preprocess": self.pre.to_dict(), "hflip": self.aug.hflip, "pad_crop": self.aug.pad_crop, "imgcls_format": 1,
-        }  # fmt: skip
-
-    def save_best(self, model: torch.nn.Module) -> None:
-        state = {k: v for k, v in model.state_dict().items()}
-        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-            return  # never keep non-finite weights as the best
-        save_safetensors(
-            state, self.run / "model.safetensors", {**self.metadata(), "epoch": self.epoch, "val": self.best}
+    def report_time(self, started: float, fit_seconds: float) -> None:
+        """Where the wall time went, printed and written to timings.json."""
+        c = self.clock.seconds
+        startup = started  # process start until fit(): imports, data, model, precision trial
+        step = max(fit_seconds - c["data"] - c["eval"] - c["checkpoint"], 0.0)
+        parts = {
+            "startup": startup,
+            "data": c["data"],
+            "train": step,
+            "eval": c["eval"],
+            "checkpoint": c["checkpoint"],
+        }
+        total = startup + fit_seconds
+        if self.dist.is_main:
+            self.run.write_json(self.run.timings, {"total": total, **parts})
+        names = {"startup": "start-up", "data": "waiting for data", "train": "training steps",
+                 "eval": "evaluation", "checkpoint": "checkpoints"}  # fmt: skip
+        self.say(
+            f"time: {total:.1f} s = " + ", ".join(f"{names[k]} {v:.1f} s" for k, v in parts.items()),
+            always=True,
         )
 
-    def save_steps(self) -> None:
-        if self.pending_steps:
-            with open(self.run / "steps.jsonl", "a") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in self.pending_steps))
-                f.flush()
-                os.fsync(f.fileno())
-            self.pending_steps = []
+    def close(self) -> None:
+        """Release the distributed wrapper, then the process group (a wrapper outliving its group,
+        freed at interpreter exit, can abort the process)."""
+        self.ddp = None
+        self.forward = self.net
+        if self.dist.enabled:
+            gc.collect()
+            self.dist.close()
+
+    # ---- files ---------------------------------------------------------------------------------
+    def meta(self) -> RunMeta:
+        return RunMeta(
+            model=self.cfg.model.model, num_outputs=self.task.num_outputs, classes=list(self.source.classes),
+            task=self.task.kind, preprocess=self.pre.to_dict(), model_args=dict(self.cfg.model.model_args),
+            threshold=self.task.threshold, hflip=self.aug.hflip, pad_crop=self.aug.pad_crop,
+            epoch=self.state.best.get("epoch"), val=dict(self.state.best), init=self.cfg.model.init,
+            imgcls_version=__version__,
+        )  # fmt: skip
+
+    def save_best(self) -> None:
+        if not self.dist.is_main:
+            return
+        model = self.model if self.probe else self.eval_model  # a probe saves the whole network
+        state = model.state_dict()
+        if all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+            self.run.write_weights(state, self.meta())  # never non-finite weights as the best
+
+    def flush_steps(self) -> None:
+        if self.dist.is_main:
+            self.run.append(self.run.steps, self.pending_steps, sync=True)
+        self.pending_steps = []
 
     def save(self) -> None:
-        self.save_steps()
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": _rng_state(),
-            "position": {"epoch": self.epoch, "batch": self.batch_in_epoch, "step": self.step},
-            "progress": {
-                "best_score": self.best_score,
-                "best": self.best,
-                "bad_total": self.bad_total,
-                "stale_epochs": self.stale_epochs,
-                "epoch_sums": self.epoch_sums,
-            },
-        }
-        bad = _first_non_finite(state)
-        if bad is not None:  # never replace a good checkpoint with a broken one
-            raise TrainingDivergedError(
-                f"{bad} is not finite at step {self.step}: nothing was saved, and checkpoints/last.pt keeps the "
-                f"last finite state. Lower the learning rate (--lr {self.cfg.optim.lr:g} now), add --clip-grad, "
-                f"then resume with imgcls train --resume {self.run} or start again"
-            )
-        save_atomic(state, self.run / "checkpoints" / "last.pt")
+        """checkpoints/last.pt, atomically (rank 0; every rank's generator states in it); refused, with
+        the previous one kept, when anything in it is not finite."""
+        with self.clock("checkpoint"):
+            rngs = self.dist.gather(rng_state())
+            bad = None
+            if self.dist.is_main:
+                self.flush_steps()
+                state = {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "ema": self.ema.state_dict() if self.ema is not None else None,
+                    "rng": rngs,
+                    "world": self.dist.world,
+                    "position": {
+                        "epoch": self.state.epoch,
+                        "batch": self.state.batch,
+                        "step": self.state.step,
+                    },
+                    "progress": {
+                        k: v for k, v in asdict(self.state).items() if k not in ("epoch", "batch", "step")
+                    },
+                }
+                bad = first_non_finite(state)
+                if bad is None:
+                    save_atomic(state, self.run.last)
+            else:
+                self.pending_steps = []
+            bad = self.dist.broadcast(bad)
+            if bad is not None:  # never replace a good checkpoint with a broken one
+                raise TrainingDivergedError(
+                    f"{bad} is not finite at step {self.state.step}: nothing was saved, and checkpoints/last.pt keeps "
+                    f"the last finite state. Lower the learning rate (--lr {self.cfg.optim.lr:g} now), add "
+                    f"--clip-grad, then resume with imgcls train --resume {self.run.root} or start again"
+                )
+            self.dist.barrier()
 
-    def _load(self, path: Path) -> None:
-        if not path.is_file():
-            raise ConfigError(f"{str(path)!r} does not exist: this run has no checkpoint to resume from")
-        state = load_safe(path, self.device)
+    def _load(self) -> None:
+        state = load_safe(self.run.last, self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
-        _set_rng_state(state["rng"])
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # format 1: one process's
+        saved_world = int(state.get("world", 1))
         pos, prog = state["position"], state["progress"]
-        self.epoch, self.batch_in_epoch, self.step = pos["epoch"], pos["batch"], pos["step"]
-        self.best_score, self.best = prog["best_score"], prog["best"]
-        self.bad_total, self.stale_epochs, self.epoch_sums = (
-            prog["bad_total"],
-            prog["stale_epochs"],
-            prog["epoch_sums"],
-        )
-
-    def test(self) -> dict[str, float]:
-        """The best weights on the test split, written to test_metrics.json."""
-        from .checkpoint import load_safetensors
-
-        best = self.run / "model.safetensors"
-        if best.is_file():
-            state, _ = load_safetensors(best)
-            self.model.load_state_dict(state)
-        metrics = evaluate(self.model, self.loader("test", self.size_at(self.cfg.epochs - 1)), self.task, self.device,
-                           self.cfg.precision, self.channels_last)  # fmt: skip
-        write_text_atomic(self.run / "test_metrics.json", json.dumps(metrics, indent=1) + "\n")
-        return metrics
-
-
-def _first_non_finite(tree: Any, path: str = "") -> str | None:
-    """The name of the first floating tensor in a checkpoint tree with a NaN or infinity, or None."""
-    if isinstance(tree, torch.Tensor):
-        return (
-            path or "a tensor" if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
-        )
-    items = (
-        tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
-    )
-    for key, value in items:
-        found = _first_non_finite(value, f"{path}.{key}" if path else str(key))
-        if found is not None:
-            return found
-    return None
-
-
-def _epoch_line(record: dict[str, Any], epochs: int, seconds: float) -> str:
-    train, val = record["train"], record["val"]
-    extra = "".join(f"  {k} {val[k]:.4f}" for k in ("top5", "f1") if k in val)
-    skipped = f"  ({record['skipped_steps']} skipped steps)" if record["skipped_steps"] else ""
-    return (
-        f"epoch {record['epoch'] + 1}/{epochs}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
-        f"val loss {val['loss']:.4f} acc {val['acc']:.4f}{extra}  {seconds:.1f} s{skipped}"
-    )
-
-
-def _weights(spec: str, targets: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor | None:
-    if spec in ("none", ""):
-        return None
-    if kind != "multiclass":
-        raise ConfigError("class_weights apply to multiclass tasks; use pos_weight for binary / multi-label")
-    if spec == "auto":
-        return class_weights_auto(targets, num_classes)
-    values = [float(v) for v in spec.split(",")]
-    if len(values) != num_classes:
-        raise ConfigError(f"class_weights has {len(values)} values for {num_classes} classes")
-    return torch.tensor(values)
-
-
-def _pos_weight(spec: str, targets: torch.Tensor, kind: str) -> torch.Tensor | None:
-    if spec in ("none", "") or kind == "multiclass":
-        return None
-    multi_hot = targets if targets.ndim == 2 else torch.nn.functional.one_hot(targets.long(), 2)[:, 1:]
-    if spec == "auto":
-        return pos_weight_auto(multi_hot)
-    return torch.tensor([float(spec)] * multi_hot.shape[1])
+        if len(rngs) == self.dist.world:
+            set_rng_state(rngs[self.dist.rank])
+        elif self.dist.is_main:
+            print(f"imgcls: resuming {saved_world} processes' run on {self.dist.world}: the data and dropout "
+                  "continue, but not bit for bit", file=sys.stderr)  # fmt: skip
+        s = self.state
+        s.epoch, s.step = pos["epoch"], pos["step"]
+        s.batch = pos["batch"] * saved_world // self.dist.world  # the same share of the epoch
+        s.best, s.bad_total, s.stale_epochs = prog["best"], prog["bad_total"], prog["stale_epochs"]
+        s.bad_in_row, s.epoch_sums = prog.get("bad_in_row", 0), prog["epoch_sums"]
+        if "best_key" in prog:
+            s.best_key = list(prog["best_key"])
+        elif prog.get("best"):  # format 1 kept the score alone
+            s.best_key = [prog["best_score"], -prog["best"]["loss"]]
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train as ``cfg`` says (or resume ``cfg.resume``); returns where the run is and how it ended."""
     trainer = Trainer(cfg)
-    return trainer.fit_probe() if trainer.cfg.model.linear_probe else trainer.fit()
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Classifier, ModelConfig
+from .base import Classifier, ModelConfig, stack_groups
 from .layers import get_act, linear_head
 from .registry import register_model
 
@@ -85,6 +85,9 @@ class AlexNet(Classifier):
                 continue
             nn.init.normal_(m.weight, 0.0, 0.01)
             nn.init.constant_(m.bias, 1.0 if i in (1, 3, 4, 5, 6) else 0.0)
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return stack_groups(*self.features, *self.classifier[:6])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -104,6 +104,35 @@ class Classifier(nn.Module):
 
     num_features: int  # width of the pooled feature vector the main head reads; set by each family
 
+    # ---- structure: what freezing and layer-wise rates count -------------------------------------
+    def layer_groups(self) -> list[list[nn.Module | nn.Parameter]]:
+        """The stem, then each block, in forward order; each group a list of modules (or parameters
+        of the model itself, such as ViT's position embedding). Every parameter in no group is the
+        head: the classifier and what reads the last block (final norm, pre-logits layers).
+
+        ``--freeze stages:N`` freezes the first N groups (the stem and N-1 blocks); ``--layer-decay d``
+        gives group i the rate ``lr * d ** (head - i)``. One definition, declared by each family, so the
+        two always agree. (Named after fastai's layer groups: ``blocks`` is a module name in the
+        reference layouts of ViT, CCT and MobileNet v1, which a method of that name would hide.)"""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its layer groups")
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters that get no weight decay beyond biases and norm weights (which never
+        do): learned position embeddings, class tokens, relative-position bias tables."""
+        return set()
+
+    def group_ids(self) -> tuple[dict[str, int], int]:
+        """({parameter name: group index}, the head's index). 0 is the stem, 1 .. head-1 the blocks of
+        ``layer_groups()``, ``head`` = the number of groups, for every parameter in none of them."""
+        groups = self.layer_groups()
+        owner: dict[int, int] = {}
+        for i, group in enumerate(groups):
+            for item in group:
+                for p in [item] if isinstance(item, nn.Parameter) else item.parameters():
+                    owner.setdefault(id(p), i)
+        head = len(groups)
+        return {name: owner.get(id(p), head) for name, p in self.named_parameters()}, head
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace every head with a fresh one of ``num_classes`` outputs (0: identity, pre-logits)."""
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
@@ -169,6 +198,20 @@ class AuxClassifier(Classifier):
         aux: list[torch.Tensor] | None = [] if getattr(self.cfg, "aux_logits", False) else None
         logits = self.forward_head(self._trunk(x, aux))
         return logits, aux or []
+
+
+def stack_groups(*layers: nn.Module) -> list[list[nn.Module]]:
+    """Layer groups of a plain stack (LeNet, AlexNet, VGG): each layer with parameters opens a group,
+    and a norm joins the group of the layer before it."""
+    groups: list[list[nn.Module]] = []
+    for m in layers:
+        if not any(True for _ in m.parameters()):
+            continue
+        if groups and isinstance(m, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm):
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    return groups
 
 
 def _head_shape(head: nn.Module) -> tuple[int, bool]:

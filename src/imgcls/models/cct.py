@@ -130,6 +130,12 @@ class CCT(Classifier):
             shape = self.tokenizer.conv_layers(torch.empty(1, self.cfg.in_chans, size, size)).shape
         return shape[2], shape[3]
 
+    def layer_groups(self) -> list[list[nn.Module | nn.Parameter]]:
+        return [[self.tokenizer, self.positional_emb], *[[block] for block in self.blocks]]
+
+    def no_weight_decay(self) -> set[str]:
+        return {"positional_emb"}
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.tokenizer(x)
         grid = (x.shape[2], x.shape[3])

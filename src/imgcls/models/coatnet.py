@@ -171,6 +171,13 @@ class CoAtNet(Classifier):
         init_trunc_normal(self)
         init_kaiming(self, linear_std=None)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[self.stem], *[[block] for stage in self.stages for block in stage]]
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"{name}.relative_position_bias_table" for name, m in self.named_modules()
+                if isinstance(m, RelativeAttention)}  # fmt: skip
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 

@@ -89,6 +89,13 @@ class ConvNeXt(Classifier):
         self.head_drop = nn.Dropout(cfg.drop_rate)
         init_trunc_normal(self, types=(nn.Conv2d, nn.Linear))
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        stem, *rest = self.features
+        groups: list[list[nn.Module]] = [[stem]]
+        for i, layer in enumerate(rest):  # stages at even positions, downsampling between them
+            groups += [[block] for block in layer] if i % 2 == 0 else [[layer]]
+        return groups
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 

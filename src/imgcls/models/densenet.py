@@ -108,6 +108,16 @@ class DenseNet(Classifier):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        f = self.features
+        groups: list[list[nn.Module]] = [[f.conv0, f.norm0]]
+        for name, m in f.named_children():
+            if name.startswith("denseblock"):
+                groups += [[layer] for layer in m.children()]
+            elif name.startswith("transition"):
+                groups.append([m])
+        return groups  # norm5 reads the last block: the head's
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.features(x))
 

@@ -222,6 +222,10 @@ class EfficientNet(Classifier):
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        stem, *stages, last = self.features
+        return [[stem], *[[block] for stage in stages for block in stage], [last]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 

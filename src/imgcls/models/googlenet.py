@@ -111,6 +111,12 @@ class GoogLeNet(AuxClassifier):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        names = ["conv1", "conv2", "conv3"] + [
+            f"inception{k}" for k in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+        ]
+        return [[getattr(self, n)] for n in names]  # the auxiliary heads are heads
+
     def _trunk(self, x: torch.Tensor, aux: list[torch.Tensor] | None) -> torch.Tensor:
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))

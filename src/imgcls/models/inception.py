@@ -179,6 +179,11 @@ class InceptionV3(AuxClassifier):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=float(getattr(m, "stddev", 0.1)), a=-2, b=2)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "Mixed_5b", "Mixed_5c",
+                 "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]  # fmt: skip
+        return [[getattr(self, n)] for n in names]  # AuxLogits is a head
+
     def _trunk(self, x: torch.Tensor, aux: list[torch.Tensor] | None) -> torch.Tensor:
         x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
         x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
@@ -359,6 +364,9 @@ class InceptionV4(Classifier):
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.num_features = 1536
         self.last_linear = linear_head(1536, cfg.num_classes)
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[layer] for layer in self.features]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

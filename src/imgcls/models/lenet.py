@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import Classifier, ModelConfig
+from .base import Classifier, ModelConfig, stack_groups
 from .layers import get_act, linear_head
 from .registry import MNIST_MEAN, MNIST_STD, register_model
 
@@ -62,6 +62,9 @@ class LeNet(Classifier):
             nn.Linear(120, 84), act(), nn.Dropout(cfg.drop_rate),
             linear_head(84, cfg.num_classes),
         )  # fmt: skip
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return stack_groups(*self.features, *self.classifier[:6])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

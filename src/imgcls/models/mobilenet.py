@@ -168,6 +168,9 @@ class MobileNetV1(Classifier):
         self.classifier = linear_head(chs, cfg.num_classes)
         _init(self)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[self.conv_stem, self.bn1], *[[block] for stage in self.blocks for block in stage]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.act1(self.bn1(self.conv_stem(x))))
 
@@ -200,6 +203,9 @@ class MobileNetV2(Classifier):
         self.num_features = last
         self.classifier = nn.Sequential(nn.Dropout(cfg.drop_rate), linear_head(last, cfg.num_classes))
         _init(self)
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[layer] for layer in self.features]  # the stem conv, the blocks, the last 1x1 conv
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -251,6 +257,9 @@ class MobileNetV3(Classifier):
             linear_head(last, cfg.num_classes),
         )
         _init(self)
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[layer] for layer in self.features]  # the stem conv, the blocks, the last 1x1 conv
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

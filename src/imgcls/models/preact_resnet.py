@@ -194,6 +194,9 @@ class PreActResNet(Classifier):
             nn.init.normal_(self.head.fc.weight, 0.0, 0.01)
             nn.init.zeros_(self.head.fc.bias)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[self.stem], *[[block] for stage in self.stages for block in stage.blocks]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.stages(self.stem(x))))
 

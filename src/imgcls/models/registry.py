@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from ..config import coerce
 from ..errors import ConfigError, UnknownModelError, did_you_mean
 from ..sorting import natural_key
 from .base import Classifier, ModelConfig, skip_init
@@ -141,7 +142,6 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     device: torch.device | str | None = None,
-    weights: str | Path | None = None,
     **overrides: Any,
 ) -> Classifier:
     """Build a registered model.
@@ -150,9 +150,7 @@ def create_model(
     10 for the CIFAR ones, 10 / 1 for LeNet-5). Every field of the family's config dataclass can be
     overridden by name (``act="gelu"``, ``drop_rate=0.2`` ...); an unknown name is refused with the
     nearest valid one. ``device="meta"`` builds a shape-only model (used for FLOP counting).
-    ``weights`` loads pretrained weights (a run folder, our model.safetensors, or a torchvision / timm
-    state dict) through ``imgcls.transfer.load_pretrained``: a head of another size is re-initialised,
-    the stem adapted to ``in_chans``, ViT position embeddings resampled.
+    Randomly initialised: ``imgcls.create_model`` (``imgcls.transfer.create_model``) also loads weights.
     """
     info = model_info(name)
     for key, value in (("num_classes", num_classes), ("in_chans", in_chans)):
@@ -170,62 +168,23 @@ def create_model(
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = info.model_cls(config)
     model.info = dataclasses.replace(info, config=config, input_size=(config.in_chans, *info.input_size[1:]))
-    if weights is not None:
-        from ..transfer import load_pretrained
-
-        load_pretrained(model, weights)
     return model
 
 
 def resolve_config(info: ModelInfo, overrides: Mapping[str, Any]) -> ModelConfig:
     """The variant's config with ``overrides`` applied and type-checked."""
     fields = {f.name: f for f in dataclasses.fields(info.config)}
+    hints = typing.get_type_hints(type(info.config))
     for key, value in overrides.items():
         if key not in fields:
             raise ConfigError(
                 f"{info.name} has no option {key!r}{did_you_mean(key, fields)} "
                 f"(its options: {', '.join(sorted(fields))})"
             )
-        default = getattr(info.config, key)
-        overrides = {**overrides, key: _coerce(info.name, key, value, default)}
+        overrides = {**overrides, key: coerce(value, hints[key], f"{info.name}: option {key}")}
     config = dataclasses.replace(info.config, **overrides)
     config.validate(info.name)
     return config
-
-
-def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
-    """Check an override against the type of its default; accept strings from the command line."""
-    if default is None or value is None:
-        return value
-    kind = type(default)
-    if isinstance(value, str) and kind is not str:
-        try:
-            if kind is bool:
-                if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(value)
-                return value.lower() in {"true", "1", "yes"}
-            if kind in (tuple, list):
-                return (
-                    kind(type(default[0])(v) for v in value.split(",")) if default else kind(value.split(","))
-                )
-            return kind(value)
-        except ValueError:
-            raise ConfigError(f"{model}: option {key}={value!r} is not a valid {kind.__name__}") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if (kind is bool and not isinstance(value, bool)) or (
-        kind is int and (isinstance(value, bool) or not isinstance(value, int))
-    ):
-        raise ConfigError(
-            f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
-        )
-    if kind in (tuple, list) and isinstance(value, (tuple, list)):
-        return kind(value)
-    if not isinstance(value, kind):
-        raise ConfigError(
-            f"{model}: option {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
-        )
-    return value
 
 
 _loaded = False

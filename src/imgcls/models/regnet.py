@@ -131,6 +131,9 @@ class RegNet(Classifier):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return [[self.stem], *[[block] for stage in self.trunk_output for block in stage]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk_output(self.stem(x))
 

@@ -216,6 +216,10 @@ class ResNet(Classifier):
                 if isinstance(m, (BasicBlock, Bottleneck)) and isinstance(m.last_norm(), nn.BatchNorm2d):
                     nn.init.zeros_(m.last_norm().weight)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        layers = [self.get_submodule(f"layer{i + 1}") for i in range(self.num_stages)]
+        return [[self.conv1, self.bn1], *[[block] for layer in layers for block in layer]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(self.num_stages):

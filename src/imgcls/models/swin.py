@@ -196,6 +196,17 @@ class SwinTransformer(Classifier):
         self.head = linear_head(dim, cfg.num_classes)
         init_trunc_normal(self)
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        stem, *rest = self.features
+        groups: list[list[nn.Module]] = [[stem]]
+        for i, layer in enumerate(rest):  # stages at even positions, patch merging between them
+            groups += [[block] for block in layer] if i % 2 == 0 else [[layer]]
+        return groups
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"{name}.relative_position_bias_table" for name, m in self.named_modules()
+                if isinstance(m, ShiftedWindowAttention)}  # fmt: skip
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.permute(self.norm(self.features(x)))  # (B, C, H, W)
 

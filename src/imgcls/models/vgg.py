@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Classifier, ModelConfig
+from .base import Classifier, ModelConfig, stack_groups
 from .layers import get_act, get_norm, init_kaiming, linear_head
 from .registry import register_model
 
@@ -70,6 +70,9 @@ class VGG(Classifier):
             linear_head(cfg.hidden, cfg.num_classes),
         )  # fmt: skip
         init_kaiming(self)  # the paper pre-trained shallow nets; He init makes that unnecessary
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        return stack_groups(*self.features, *self.classifier[:6])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -118,6 +118,12 @@ class VisionTransformer(Classifier):
         nn.init.normal_(self.cls_token, std=1e-6)
         init_trunc_normal(self)
 
+    def layer_groups(self) -> list[list[nn.Module | nn.Parameter]]:
+        return [[self.patch_embed, self.cls_token, self.pos_embed], *[[block] for block in self.blocks]]
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
         grid = (x.shape[2], x.shape[3])

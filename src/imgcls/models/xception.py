@@ -120,6 +120,15 @@ class Xception(Classifier):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        blocks = [[self.get_submodule(f"block{i}")] for i in range(1, 5 + self.num_middle)]
+        return [
+            [self.conv1, self.bn1, self.conv2, self.bn2],
+            *blocks,
+            [self.conv3, self.bn3],
+            [self.conv4, self.bn4],
+        ]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.act2(self.bn2(self.conv2(x)))

@@ -1,0 +1,26 @@
+"""Mixed precision by name: ``autocast(device, "bf16")`` and whether this CPU computes bf16 natively
+(the ground floor: training, feature extraction, benchmarks and the server all use it)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_bf16() -> bool:
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None) or getattr(
+        torch.cpu, "_is_amx_tile_supported", None
+    )
+    return bool(check and check())
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """torch.autocast to the precision's dtype, or nothing for fp32."""
+    dtype = DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

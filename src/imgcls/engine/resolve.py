@@ -1,0 +1,274 @@
+"""Resolve, then run: a training config with every ``auto`` decided before anything trains.
+
+``resolve(cfg)`` works on a copy (the caller's config is never changed) and decides, in order: the
+run folder (new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder
+``--out/--name`` names when it holds a checkpoint), the threads, the data and its validation split,
+the task and loss, the image size and colour space, the augmentation, the class weights, the
+model (built once, with its ``--init`` weights), the decoding workers and the precision and memory
+format (measured on the model). The result is a frozen ``ResolvedConfig``: what ``config.yaml``
+holds, plus the objects those decisions made. Under torchrun every rank resolves the same config;
+what must be decided once (the run folder, the precision verdict) is decided by rank 0, or
+collectively, and is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..data.loader import use_cache
+from ..data.pipeline import AugmentConfig, Preprocess, preprocess_for
+from ..data.samples import mix_seed
+from ..data.source import open_source
+from ..data.splits import DataSource, ShardSplit
+from ..errors import ConfigError
+from ..models import model_info
+from ..run import RunFolder
+from ..tasks import Task, class_weights_auto, pos_weight_auto
+from ..transfer import create_model, load_pretrained
+from .config import TrainConfig, parse_size_schedule
+from .distributed import Dist, cpu_cores
+from .precision import Verdict, choose
+
+# how to run, not what to compute: a resumed run takes these from the command line, the rest from
+# the run folder's config.yaml
+RESUME_OVERRIDES = ("stop_after_steps", "save_every", "progress", "tensorboard", "eval_test", "threads")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    cfg: TrainConfig  # every auto decided: what config.yaml holds
+    run: RunFolder
+    resuming: bool
+    dist: Dist
+    source: DataSource  # with its validation split
+    task: Task
+    pre: Preprocess
+    aug: AugmentConfig
+    sizes: tuple[tuple[int, int], ...]  # progressive resizing: (size, until epoch)
+    model: nn.Module  # built once (the precision trial needs it), initialised, on the device
+    precision: Verdict
+    workers: int
+    threads: int
+    sample_weights: np.ndarray | None
+    notes: tuple[str, ...]  # what was decided and why, for the log
+
+    def size_at(self, epoch: int) -> int:
+        for size, until in self.sizes:
+            if epoch < until:
+                return size
+        return self.sizes[-1][0] if self.sizes else self.pre.size
+
+
+def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
+    """``cfg`` (or, resuming, the run's saved config with the how-to-run fields of ``cfg``) decided."""
+    cfg = copy.deepcopy(cfg)
+    dist = dist or Dist.from_env(cfg.device)
+    notes: list[str] = []
+    if cfg.resume and cfg.resume != "auto":
+        run = RunFolder(Path(cfg.resume))
+        cfg = _saved_config(run, cfg)
+        resuming = True
+    else:
+        _check(cfg, dist)
+        run, resuming = _run_folder(cfg, dist)
+        if resuming:
+            cfg = _saved_config(run, cfg)
+            notes.append(f"resuming {run.root} (--resume auto found its checkpoint)")
+    _check(cfg, dist)
+    threads, why = _threads(cfg, dist)
+    torch.set_num_threads(threads)
+    notes.append(f"threads: {threads} per process ({why})")
+    _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
+
+    source = open_source(cfg.data.data).with_val(cfg.data.val_fraction, cfg.seed)
+    kind = cfg.task.task
+    if kind == "auto":
+        kind = "multilabel" if source.multilabel else ("binary" if source.num_classes == 2 else "multiclass")
+        notes.append(f"task: {kind} (from the data: {source.num_classes} classes)")
+    info = model_info(cfg.model.model)
+    sizes = tuple(parse_size_schedule(cfg.data.img_size_schedule, cfg.epochs))
+    pre = preprocess_for(info, source.channels, cfg.data.img_size, cfg.data.color_space)
+    train = source.split("train")
+    targets = torch.from_numpy(getattr(train, "targets", np.zeros(0, np.int64)))
+    weights = _class_weights(cfg.task.class_weights, targets, source.num_classes, kind)
+    pos_weight = _pos_weight(cfg.task.pos_weight, targets, kind)
+    task = Task(kind, source.num_classes, cfg.task.loss, cfg.task.label_smoothing, weights, pos_weight,
+                cfg.task.focal_gamma, cfg.task.threshold)  # fmt: skip
+    aug, aug_section = cfg.aug.resolve(pre.size, source.channels)
+
+    model = create_model(
+        cfg.model.model, num_classes=task.num_outputs, in_chans=pre.channels, **cfg.model.model_args
+    )
+    if cfg.model.init and not resuming:
+        for note in load_pretrained(model, cfg.model.init, verbose=False):
+            notes.append(f"init: {note}")
+    model.to(dist.device)
+
+    sample_weights = None
+    if cfg.data.balanced_sampler and targets.ndim == 1 and len(targets):
+        w = 1.0 / torch.bincount(targets, minlength=source.num_classes).clamp_min(1).float()
+        sample_weights = (w[targets] / w[targets].sum()).numpy()
+    workers = _workers(cfg, source, pre, dist)
+
+    x, y = _trial_batch(
+        cfg, task, pre, sizes, len(train) if not isinstance(train, ShardSplit) else cfg.batch_size
+    )
+    if cfg.model.linear_probe:  # trains a linear layer on cached fp32 features: nothing to measure
+        verdict = Verdict(cfg.precision, cfg.channels_last == "on")
+    else:
+        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
+        verdict = choose(model, x.to(dist.device), lambda out: task.loss(out, y.to(dist.device)), dist.device,
+                         cfg.precision, cfg.channels_last, key=key, dist=dist)  # fmt: skip
+    if cfg.model.linear_probe and verdict.precision == "auto":
+        verdict = Verdict("fp32", False)
+    if cfg.precision == "auto" or cfg.channels_last == "auto":
+        notes.append(f"precision: {verdict.describe()}")
+    if verdict.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.sync_bn and dist.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if dist.rank:  # what each rank draws from here on (dropout...) differs, reproducibly
+        _seed(mix_seed(cfg.seed, dist.rank))
+
+    decided = replace(
+        cfg,
+        data=replace(cfg.data, img_size=pre.size, color_space=pre.color_space),
+        task=replace(cfg.task, task=kind, loss=task.loss_name),
+        aug=aug_section,
+        precision=verdict.precision,
+        channels_last="on" if verdict.channels_last else "off",
+    )
+    if dist.enabled:
+        notes.append(
+            f"batch: {cfg.batch_size} per process x {dist.world} processes"
+            + (f" x {cfg.optim.accum_steps} accumulated" if cfg.optim.accum_steps > 1 else "")
+            + f" = {cfg.batch_size * dist.world * cfg.optim.accum_steps} images per step (--lr is not scaled)"
+        )
+    return ResolvedConfig(decided, run, resuming, dist, source, task, pre, aug, sizes, model, verdict, workers,
+                          threads, sample_weights, tuple(notes))  # fmt: skip
+
+
+def _check(cfg: TrainConfig, dist: Dist) -> None:
+    """What can be refused before anything is made."""
+    if not cfg.model.model:
+        raise ConfigError("no model given: --model NAME (imgcls models lists them)")
+    if not cfg.data.data:
+        raise ConfigError("no data given: --data SOURCE (e.g. mnist:data/mnist; see the README)")
+    if cfg.optim.sam and cfg.optim.accum_steps > 1:
+        raise ConfigError("SAM with gradient accumulation is not supported: use one or the other")
+    if cfg.optim.accum_steps < 1:
+        raise ConfigError(f"accum_steps must be at least 1, got {cfg.optim.accum_steps}")
+    if cfg.sync_bn and dist.device.type != "cuda":
+        raise ConfigError(
+            "--sync-bn needs CUDA (SyncBatchNorm has no CPU kernels); on CPUs imgcls averages the "
+            "batch-norm statistics over the processes at each evaluation instead"
+        )
+
+
+def _saved_config(run: RunFolder, given: TrainConfig) -> TrainConfig:
+    """The run's own config, with the how-to-run fields the caller gave."""
+    if not run.is_run():
+        raise ConfigError(f"--resume {str(run.root)!r}: no config.yaml there (is it a run folder?)")
+    if not run.has_checkpoint():
+        raise ConfigError(f"{str(run.last)!r} does not exist: this run has no checkpoint to resume from")
+    saved = from_dict(TrainConfig, run.read_config())
+    overrides = {name: getattr(given, name) for name in RESUME_OVERRIDES}
+    return replace(
+        saved, **overrides, data=replace(saved.data, workers=given.data.workers), resume=str(run.root)
+    )
+
+
+def _run_folder(cfg: TrainConfig, dist: Dist) -> tuple[RunFolder, bool]:
+    """A new run folder (numbered if the name is taken), or with --resume auto the named one when it
+    holds a checkpoint; decided by rank 0 and the same on every rank."""
+    name = cfg.name or cfg.model.model
+    decision = None
+    if dist.is_main:
+        if cfg.resume == "auto":
+            named = RunFolder(Path(cfg.out) / name)
+            decision = (str(named.root), named.is_run() and named.has_checkpoint())
+        else:
+            decision = (str(RunFolder.new(cfg.out, name).root), False)
+        RunFolder(Path(decision[0])).create()
+    root, resuming = dist.broadcast(decision)
+    return RunFolder(Path(root)), resuming
+
+
+def _threads(cfg: TrainConfig, dist: Dist) -> tuple[int, str]:
+    """Intra-op threads per process: as given; else OMP_NUM_THREADS if the user set it; else the cores
+    this process may use divided among the processes of its node. (torchrun sets OMP_NUM_THREADS=1
+    when it is unset, which would leave all but one core of each process's share idle: under torchrun
+    a 1 there is taken for torchrun's and replaced.)"""
+    if cfg.threads:
+        return cfg.threads, "--threads"
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    torchrun = "LOCAL_WORLD_SIZE" in os.environ
+    if omp.isdigit() and int(omp) > 0 and not (torchrun and omp == "1"):
+        return int(omp), "OMP_NUM_THREADS"
+    cores = cpu_cores()
+    if dist.local_world > 1:
+        n = max(1, cores // dist.local_world)
+        return n, f"{cores} cores / {dist.local_world} processes on this node; set --threads to choose"
+    return cores, "one per core"
+
+
+def _workers(cfg: TrainConfig, source: DataSource, pre: Preprocess, dist: Dist) -> int:
+    """Decoding processes per training process: 0 for small images decoded once into memory, else
+    up to 4, sharing the node's cores with the other training processes."""
+    if cfg.data.workers >= 0:
+        return cfg.data.workers
+    if use_cache(source.split("train"), pre):
+        return 0
+    return min(4, max(1, cpu_cores() // dist.local_world))
+
+
+def _trial_batch(
+    cfg: TrainConfig, task: Task, pre: Preprocess, sizes: tuple[tuple[int, int], ...], n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images of the first epoch's shape, and targets of the task's kind: all the precision
+    trial needs (its timing does not depend on the pixels)."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    b = max(1, min(cfg.batch_size, n))
+    size = sizes[0][0] if sizes else pre.size
+    x = torch.randn(b, pre.channels, size, size, generator=g)
+    if task.kind == "multilabel":
+        return x, (torch.rand(b, task.num_classes, generator=g) < 0.5).to(torch.uint8)
+    return x, torch.randint(0, task.num_classes, (b,), generator=g)
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _class_weights(spec: str, targets: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor | None:
+    if spec in ("none", ""):
+        return None
+    if kind != "multiclass":
+        raise ConfigError("class_weights apply to multiclass tasks; use pos_weight for binary / multi-label")
+    if spec == "auto":
+        return class_weights_auto(targets, num_classes)
+    values = [float(v) for v in spec.split(",")]
+    if len(values) != num_classes:
+        raise ConfigError(f"class_weights has {len(values)} values for {num_classes} classes")
+    return torch.tensor(values)
+
+
+def _pos_weight(spec: str, targets: torch.Tensor, kind: str) -> torch.Tensor | None:
+    if spec in ("none", "") or kind == "multiclass":
+        return None
+    multi_hot = targets if targets.ndim == 2 else torch.nn.functional.one_hot(targets.long(), 2)[:, 1:]
+    if spec == "auto":
+        return pos_weight_auto(multi_hot)
+    return torch.tensor([float(spec)] * multi_hot.shape[1])

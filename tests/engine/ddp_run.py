@@ -1,0 +1,78 @@
+"""A training run under torchrun that records, per rank, what it saw: the training batches' samples
+per epoch, the evaluation batches' samples, and a hash of the final weights; optionally one rank's
+batch is poisoned with NaN. Run by tests/engine/test_distributed.py:
+
+    torchrun --standalone --nproc-per-node 2 tests/engine/ddp_run.py OUT [--poison-rank R --poison-batch B] -- TRAIN ARGS
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from imgcls.cli import build_parser
+from imgcls.config import apply_overrides
+from imgcls.engine.config import TrainConfig
+from imgcls.engine.trainer import Trainer
+
+
+def samples(batch) -> list:  # type: ignore[no-untyped-def]
+    return list(batch.keys) if batch.keys is not None else batch.index.tolist()
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    split = argv.index("--")
+    ours = argparse.ArgumentParser()
+    ours.add_argument("out")
+    ours.add_argument("--poison-rank", type=int, default=-1)
+    ours.add_argument("--poison-batch", type=int, default=-1)
+    args = ours.parse_args(argv[:split])
+    train_args = build_parser().parse_args(["train", *argv[split + 1 :]])
+    overrides = {
+        k: v for k, v in vars(train_args).items() if k not in ("func", "command", "config", "model_arg")
+    }
+    trainer = Trainer(apply_overrides(TrainConfig, {}, overrides))
+    rank = trainer.dist.rank
+    seen: dict[str, list] = {}
+
+    batches = trainer.batches
+
+    def recording(loader, start):  # type: ignore[no-untyped-def]
+        epoch = trainer.state.epoch
+        for b, batch, last in batches(loader, start):
+            if rank == args.poison_rank and b == args.poison_batch and epoch == 0:
+                batch.images = torch.full_like(batch.images, float("nan"))
+            seen.setdefault(f"train{epoch}", []).extend(samples(batch))
+            yield b, batch, last
+
+    trainer.batches = recording  # type: ignore[method-assign]
+    for split_name in ("val", "test"):
+        if split_name in trainer.source.splits:
+            loader = trainer.loader(split_name, trainer.size_at(trainer.cfg.epochs - 1))
+            original = loader.iter_from
+
+            def evaluated(start, original=original, name=split_name):  # type: ignore[no-untyped-def]
+                this_pass: list = []
+                seen.setdefault(name, []).append(this_pass)  # one list per evaluation pass
+                for batch in original(start):
+                    this_pass.extend(samples(batch))
+                    yield batch
+
+            loader.iter_from = evaluated
+    result = trainer.fit()
+    weights = hashlib.sha256(b"".join(v.detach().cpu().contiguous().numpy().tobytes()
+                                      for v in trainer.model.state_dict().values())).hexdigest()  # fmt: skip
+    record = {"rank": rank, "world": trainer.dist.world, "seen": seen, "weights": weights, "status": result.status,
+              "step": result.step, "test": result.test}  # fmt: skip
+    Path(args.out, f"rank{rank}.json").write_text(json.dumps(record))
+    trainer.close()
+
+
+if __name__ == "__main__":
+    main()

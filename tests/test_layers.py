@@ -1,0 +1,61 @@
+"""The layers of the package only point down: no module imports one above its own floor (imports
+inside functions included), so there is no import circle to hide."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).parents[1] / "src" / "imgcls"
+FLOORS = [
+    ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version"],
+    ["data", "models", "tasks"],
+    ["run", "transfer", "analysis", "features"],
+    ["engine"],
+    ["predict", "evaluation", "export", "serve", "tune", "pretrained", "bench", "clean"],
+    ["cli", "__main__", "__init__"],
+]
+
+
+def floor(module: str) -> int | None:
+    top = module.split(".")[0] if module else "__init__"
+    return next((i for i, names in enumerate(FLOORS) if top in names), None)
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """(imported module inside the package, line) of every relative import in a file."""
+    package = list(path.relative_to(SRC).parts[:-1])
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                out.append((".".join([*base, node.module]), node.lineno))
+            else:  # from . import x: a module of that package, or a name of its __init__
+                for alias in node.names:
+                    target = [*base, alias.name]
+                    is_module = (SRC.joinpath(*target).with_suffix(".py")).is_file() or SRC.joinpath(
+                        *target
+                    ).is_dir()
+                    out.append((".".join(target if is_module else base), node.lineno))
+    return out
+
+
+def test_every_module_has_a_floor() -> None:
+    for path in SRC.rglob("*.py"):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        assert floor(module) is not None, f"{module} is on no floor of tests/test_layers.py"
+
+
+def test_nothing_imports_upward() -> None:
+    upward = []
+    for path in SRC.rglob("*.py"):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        mine = floor(module)
+        for target, line in imports(path):
+            theirs = floor(target)
+            if theirs is not None and mine is not None and theirs > mine:
+                upward.append(
+                    f"{path.relative_to(SRC)}:{line} imports {target or 'imgcls'} (floor {theirs} > {mine})"
+                )
+    assert not upward, "\n".join(upward)
