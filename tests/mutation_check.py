@@ -85,7 +85,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [OPTIONS],
     ),
     "bf16-autocast": (
-        "engine/precision.py",
+        "amp.py",
         "    if dtype is None:\n        return contextlib.nullcontext()",
         "    if True:\n        return contextlib.nullcontext()",
         [OPTIONS],
@@ -111,7 +111,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "ranks-not-dealt-the-global-batch": (
         "data/loader.py",
         "out = [order[g * step : (g + 1) * step][self.rank :: self.world] for g in range(full)]",
-        "out = [order[self.rank :: self.world][g * self.batch_size : (g + 1) * self.batch_size] for g in range(full)]",
+        "out = _batches(np.array_split(order, self.world)[self.rank], self.batch_size, True)[:full]",
         [f"{DDP}::test_two_processes_train_like_one_with_the_global_batch"],
     ),
     "evaluation-split-like-training": (

@@ -18,7 +18,14 @@ import torch
 from imgcls.cli import build_parser
 from imgcls.config import apply_overrides
 from imgcls.engine.config import TrainConfig
+from imgcls.engine.hooks import Hook
 from imgcls.engine.trainer import Trainer
+
+
+def digest(model: torch.nn.Module) -> str:
+    """A hash of every parameter and buffer (batch-norm statistics included)."""
+    return hashlib.sha256(b"".join(v.detach().cpu().contiguous().numpy().tobytes()
+                                   for v in model.state_dict().values())).hexdigest()  # fmt: skip
 
 
 def samples(batch) -> list:  # type: ignore[no-untyped-def]
@@ -52,6 +59,15 @@ def main() -> None:
             yield b, batch, last
 
     trainer.batches = recording  # type: ignore[method-assign]
+
+    class Trained(
+        Hook
+    ):  # the weights and buffers as training left them (before the test split reloads the best)
+        def end(self, t: Trainer, status: str) -> None:
+            seen["trained"] = digest(t.model)
+
+    hooks = trainer.default_hooks
+    trainer.default_hooks = lambda: [*hooks(), Trained()]  # type: ignore[method-assign]
     for split_name in ("val", "test"):
         if split_name in trainer.source.splits:
             loader = trainer.loader(split_name, trainer.size_at(trainer.cfg.epochs - 1))
@@ -66,9 +82,7 @@ def main() -> None:
 
             loader.iter_from = evaluated
     result = trainer.fit()
-    weights = hashlib.sha256(b"".join(v.detach().cpu().contiguous().numpy().tobytes()
-                                      for v in trainer.model.state_dict().values())).hexdigest()  # fmt: skip
-    record = {"rank": rank, "world": trainer.dist.world, "seen": seen, "weights": weights, "status": result.status,
+    record = {"rank": rank, "world": trainer.dist.world, "seen": seen, "weights": seen.pop("trained"), "status": result.status,
               "step": result.step, "test": result.test}  # fmt: skip
     Path(args.out, f"rank{rank}.json").write_text(json.dumps(record))
     trainer.close()
