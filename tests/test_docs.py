@@ -34,7 +34,9 @@ SUBSTITUTIONS = [
     ),
     ("--epochs 10", "--epochs 1 --img-size 64", "ten 224-px epochs of ResNet-18 take minutes on 2 cores"),
     ("--epochs 15", "--epochs 2", "time; the figures for 15 epochs come from benchmarks/transfer.py"),
+    ('"$(openssl rand -hex 16)"', "test-token", "the test runs no shell to expand it"),
 ]
+SERVERS = ("imgcls serve",)  # run until stopped: started on a free port, asked /health, stopped
 # commands of the documents that the suite does not run here, and why
 NOT_RUN = {
     "make demo": "the install plus the full-MNIST command above, which the mnist_run fixture runs",
@@ -123,6 +125,8 @@ def test_documented_command_runs(
     args = shlex.split(substituted(command))
     runner = [sys.executable, "-m", "imgcls" if args[0] == "imgcls" else "torch.distributed.run"]
     env = {**os.environ, "COLUMNS": "200"}
+    if command.startswith(SERVERS):
+        return serve_briefly([*runner, *args[1:]], workspace, env)
     r = subprocess.run(
         [*runner, *args[1:]], cwd=workspace, capture_output=True, text=True, timeout=600, env=env
     )
@@ -140,3 +144,29 @@ def test_documented_python_runs(
 ) -> None:
     monkeypatch.chdir(workspace)
     exec(compile(code, f"{doc} block {index}", "exec"), {})
+
+
+def serve_briefly(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """Start a documented server on a free port, wait for its /health (asked on 127.0.0.1), stop it."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*cmd, "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError(f"{' '.join(cmd)} did not start: {proc.communicate(timeout=10)[1][-2000:]}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -201,6 +201,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    checks = expand_images(args.check_images) if args.check_images else None
+    r = export(args.run, args.format, args.out, dynamic_batch=args.dynamic_batch, opset=args.opset,
+               logits=args.logits, check_images=checks)  # fmt: skip
+    batches = " and ".join(str(b) for b in r.batches)
+    print(f"exported: {r.path} ({r.format}); sidecar: {r.sidecar}")
+    print(
+        f"checked on {r.images} real images at batch {batches}: max |difference| vs PyTorch {r.max_diff:.2e}"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(args.target, args.host, args.port, args.backend, args.token, args.max_batch, args.max_wait_ms,
+          args.queue_size, args.timeout, args.max_body_mb * 2**20, args.threads)  # fmt: skip
+    return 0
+
+
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in a.items()}
     for k, v in b.items():
@@ -413,6 +435,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "export",
+        help="the trained model as an ONNX or torch.export (.pt2) file, checked against PyTorch",
+        description="Export a run's best weights as ONNX (torch's dynamo exporter, run by onnxruntime) or pt2 "
+        "(torch.export; torch.export.load runs it), computing class probabilities from normalised images, with a "
+        "sidecar JSON (classes, task, threshold, temperature, input size, resize/crop, mean/std). The file is run "
+        "on real images and compared with PyTorch before success is reported. pt2 files unpickle their weights: "
+        "load only pt2 files you made.",
+    )
+    p.add_argument("run", help="a run folder (or its model.safetensors)")
+    p.add_argument("--format", choices=("onnx", "pt2"), default="onnx")
+    p.add_argument("--out", help="the file to write (default: RUN/model.onnx or RUN/model.pt2)")
+    p.add_argument("--dynamic-batch", action="store_true", help="any batch size (checked at 1 and 7)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--logits", action="store_true", help="output logits instead of probabilities")
+    p.add_argument("--check-images", nargs="+", metavar="PATH",
+                   help="images (files or folders) to check the export on (default: the run's evaluation images)")  # fmt: skip
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP API and a web page over a run folder or an exported ONNX file",
+        description="Serve one model: GET / (a page to drop an image on), POST /predict, POST /predict/batch, "
+        "GET /health, /ready, /info, /metrics (Prometheus), /docs (OpenAPI). Concurrent requests are batched "
+        "into one forward pass. Safe by default: loopback only unless a token is given (Authorization: Bearer "
+        "TOKEN), bodies limited, images checked by their bytes and decoded by the one safe decode path, a "
+        "bounded queue (503 when full), JSON errors, no endpoint that loads or changes a model.",
+    )
+    p.add_argument("target", help="a run folder (torch backend) or an exported .onnx file (onnx backend)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="torch: the run folder's weights; onnx: an exported file (a run folder's model.onnx)")  # fmt: skip
+    p.add_argument(
+        "--token", help="required of every client (else IMGCLS_TOKEN); needed to listen beyond loopback"
+    )
+    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass at most")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a forward pass waits to fill up")
+    p.add_argument("--queue-size", type=int, default=256, help="images waiting at most (then 503)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its result")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, in MiB")
+    p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's)")
+    p.set_defaults(func=cmd_serve)
 
     data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -15,6 +15,7 @@ run-folder file name or a metadata key.
       tensorboard/         event files
       bad_images.csv       with --on-bad-image skip: the files left out and why
       calibration.json     a temperature fitted by `imgcls eval --calibrate`
+      model.onnx, model.pt2 (+ .json sidecars)   what `imgcls export` wrote
       metrics.json, report.html   what `imgcls eval` wrote
 
 Format history (``imgcls_format`` in the metadata): 1 — model, model_args, num_outputs, classes, task,
@@ -117,6 +118,10 @@ class RunFolder:
     tensorboard = _file("tensorboard")
     bad_images = _file("bad_images.csv")
     calibration = _file("calibration.json")
+
+    def exported(self, fmt: str) -> Path:
+        """Where ``imgcls export`` puts the file of a format (its sidecar is that path + .json)."""
+        return self.root / f"model.{fmt}"
 
     def eval_metrics(self, out: Path | None = None) -> Path:
         return (out or self.root) / "metrics.json"

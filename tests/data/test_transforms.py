@@ -222,3 +222,37 @@ def test_sample_transform_output() -> None:
     assert out.shape == (3, 64, 64) and out.dtype == torch.uint8
     assert torch.equal(SampleTransform(pre, None)(PHOTO, rng(0)), pre.pixels(PHOTO))
     assert torch.equal(to_uint8_tensor(CAT), torch.from_numpy(np.array(CAT)).permute(2, 0, 1))
+
+
+def torchvision_eval(img: Image.Image, resize: int, crop: int) -> Image.Image:
+    """torchvision's ``Resize(resize)`` + ``CenterCrop(crop)`` on a PIL image, spelled out from
+    torchvision/transforms/functional.py: the shorter side becomes ``resize`` and the longer
+    ``int(resize * long / short)`` (truncated); the crop starts at ``int(round((side - crop) / 2))``
+    (Python's round: half to even)."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = resize, int(resize * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    left, top = int(round((new_w - crop) / 2.0)), int(round((new_h - crop) / 2.0))  # noqa: RUF046  (torchvision's spelling)
+    return img.crop((left, top, left + crop, top + crop))
+
+
+SIDES = [50, 51, 99, 168, 200, 223, 224, 225, 255, 256, 257, 333, 500, 511, 640, 1000]
+
+
+def test_eval_geometry_is_torchvision_resize_and_center_crop_pixel_for_pixel() -> None:
+    """Every (width, height) of a grid from 50 to 1000 px, odd and even, portrait and landscape:
+    the eval geometry of a 224-px ImageNet model gives torchvision's pixels exactly."""
+    import imgcls
+
+    pre = preprocess_for(imgcls.model_info("resnet50"), 3)
+    assert (pre.size, int(pre.size / pre.crop_pct), pre.pad_small) == (224, 256, False)
+    rng = np.random.default_rng(0)
+    for w in SIDES:
+        for h in SIDES:
+            img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            ours = np.asarray(pre.geometry(img))
+            theirs = np.asarray(torchvision_eval(img, 256, 224))
+            assert ours.shape == theirs.shape == (224, 224, 3), (w, h)
+            assert np.array_equal(ours, theirs), (w, h)

@@ -46,9 +46,11 @@ SMALL = 64  # images up to this size are cached decoded and augmented per batch
 
 @dataclass
 class Preprocess:
-    """Eval geometry and normalisation: resize the shorter side to ``size / crop_pct``, centre-crop
-    ``size`` — except an image that already fits and fills at least 3/4 of the square, which is
-    centred on a black canvas instead (LeNet-5's 28 -> 32 px padding of MNIST, pixels untouched)."""
+    """Eval geometry and normalisation: resize the shorter side to ``int(size / crop_pct)``, centre-crop
+    ``size`` (torchvision's ``Resize`` + ``CenterCrop`` arithmetic, pixel for pixel) — except, with
+    ``pad_small`` (small-image models, <= 64 px), an image that already fits and fills at least 3/4 of
+    the square, which is centred on a black canvas instead (LeNet-5's 28 -> 32 px padding of MNIST,
+    pixels untouched)."""
 
     size: int
     crop_pct: float = 1.0
@@ -57,6 +59,7 @@ class Preprocess:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     source_channels: int = 3
+    pad_small: bool = True
     _normalizer: Normalizer | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,11 +84,13 @@ class Preprocess:
 
     def fits(self, img: Image.Image) -> bool:
         w, h = img.size
-        return w <= self.size and h <= self.size and min(w, h) * 4 >= self.size * 3
+        return self.pad_small and w <= self.size and h <= self.size and min(w, h) * 4 >= self.size * 3
 
     def geometry(self, img: Image.Image) -> Image.Image:
-        if img.size == (self.size, self.size):
-            return img
+        if img.size == (self.size, self.size) and (
+            self.pad_small or int(self.size / self.crop_pct) == self.size
+        ):
+            return img  # already the input (a 224 image for a 224 / 0.875 model is still resized and cropped)
         if self.fits(img):
             return CenterCrop(self.size)(img)
         img = Resize(int(self.size / self.crop_pct), self.interpolation)(img)
@@ -148,14 +153,16 @@ def preprocess_for(
         if color_space == "auto"
         else color_space
     )
+    size = img_size or info.input_size[-1]
     return Preprocess(
-        size=img_size or info.input_size[-1],
+        size=size,
         crop_pct=crop_pct if crop_pct is not None else info.crop_pct,
         interpolation=interpolation or info.interpolation,
         color_space=check_space(space),
         mean=tuple(mean or info.mean),
         std=tuple(std or info.std),
         source_channels=source_channels,
+        pad_small=size <= SMALL,
     )
 
 

@@ -49,7 +49,9 @@ class Compose:
 
 @dataclass
 class Resize:
-    """Shorter side to ``size`` (aspect kept), as the eval recipe of ImageNet models does."""
+    """Shorter side to ``size`` (aspect kept), as the eval recipe of ImageNet models does — with
+    torchvision's arithmetic (``Resize(int)``): the longer side is ``int(size * long / short)``,
+    truncated, so weights trained on its eval transform see the same pixels from us."""
 
     size: int
     interpolation: str = "bilinear"
@@ -59,9 +61,9 @@ class Resize:
         if min(w, h) == self.size:
             return img
         if w <= h:
-            new = (self.size, max(1, round(h * self.size / w)))
+            new = (self.size, max(1, int(self.size * h / w)))
         else:
-            new = (max(1, round(w * self.size / h)), self.size)
+            new = (max(1, int(self.size * w / h)), self.size)
         return img.resize(new, resample(self.interpolation), reducing_gap=None)
 
 
@@ -73,11 +75,16 @@ class CenterCrop:
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
         w, h = img.size
-        left, top = (w - self.size) // 2, (h - self.size) // 2
-        if left >= 0 and top >= 0:
+        if w >= self.size and h >= self.size:  # torchvision's offsets: int(round(d / 2)), half to even
+            left, top = round((w - self.size) / 2.0), round((h - self.size) / 2.0)
             return img.crop((left, top, left + self.size, top + self.size))
         canvas = Image.new(img.mode, (self.size, self.size), fill_of(img))
-        canvas.paste(img, (-left, -top))
+        # smaller: padded as torchvision pads (the odd pixel on the right / bottom), then cropped
+        pad_left, pad_top = max(self.size - w, 0) // 2, max(self.size - h, 0) // 2
+        crop_left = round((w - self.size) / 2.0) if w > self.size else 0
+        crop_top = round((h - self.size) / 2.0) if h > self.size else 0
+        canvas.paste(img.crop((crop_left, crop_top, crop_left + min(w, self.size), crop_top + min(h, self.size))),
+                     (pad_left, pad_top))  # fmt: skip
         return canvas
 
 

@@ -252,7 +252,17 @@ class Attention(nn.Module):
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
         x = attention(q, k, v, bias, self.attn_drop if self.training else 0.0, self)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+        return self.proj_drop(self.proj(merge_heads(x, bias is not None)))
+
+
+def merge_heads(x: torch.Tensor, masked: bool) -> torch.Tensor:
+    """(B, heads, N, head_dim) -> (B, N, heads * head_dim). With a mask, CPU attention returns its output
+    in another memory layout than the decomposition torch.export traces, which then cannot view it:
+    an explicit copy first keeps the exported graph valid (ONNX export of Swin and CoAtNet)."""
+    x = x.transpose(1, 2)
+    if masked:
+        x = x.clone(memory_format=torch.contiguous_format)
+    return x.reshape(*x.shape[:2], -1)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, dropout: float,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier, ModelConfig
-from .layers import DropPath, Permute, attention, get_act, init_trunc_normal, linear_head
+from .layers import DropPath, Permute, attention, get_act, init_trunc_normal, linear_head, merge_heads
 from .registry import register_model
 
 
@@ -99,7 +99,7 @@ class ShiftedWindowAttention(nn.Module):
             bias = (bias + mask.unsqueeze(1)).repeat(B, 1, 1, 1)  # (B * windows, heads, ws^2, ws^2)
         bias = bias.to(q.dtype)
         x = attention(q, k, v, bias, self.attn_drop if self.training else 0.0, self)
-        x = F.dropout(self.proj(x.transpose(1, 2).reshape(-1, ws * ws, C)), self.proj_drop, self.training)
+        x = F.dropout(self.proj(merge_heads(x, True)), self.proj_drop, self.training)
 
         x = (
             x.view(B, pad_h // ws, pad_w // ws, ws, ws, C)
