@@ -12,14 +12,19 @@ benchmark or say where they were measured (docs/testing.md has the table of clai
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+
+from imgcls.pretrained import find
 
 ROOT = Path(__file__).parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -36,6 +41,7 @@ SUBSTITUTIONS = [
     ("--epochs 15", "--epochs 2", "time; the figures for 15 epochs come from benchmarks/transfer.py"),
     ('"$(openssl rand -hex 16)"', "test-token", "the test runs no shell to expand it"),
 ]
+ENV: dict[str, str] = {}  # what the workspace sets for every command (see workspace())
 SERVERS = ("imgcls serve",)  # run until stopped: started on a free port, asked /health, stopped
 # commands of the documents that the suite does not run here, and why
 NOT_RUN = {
@@ -101,6 +107,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "B").symlink_to(fixtures)  # the transfer example's target data
     # a torchvision checkpoint as downloaded (its published file name); the fill is random init
     torch.save(imgcls.create_model("resnet18").state_dict(), ws / "resnet18-f37072fd.pth")
+    # resnet18's default catalogue weights already in torch hub's cache, as torchvision would leave them
+    # (no network here): a random init, under its own hash, which $IMGCLS_CATALOGUE names (a mirror's entry)
+    body = (ws / "resnet18-f37072fd.pth").read_bytes()
+    name = f"resnet18-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    (ws / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    (ws / "torch" / "hub" / "checkpoints" / name).write_bytes(body)
+    entry = {**asdict(find("resnet18")), "url": f"http://127.0.0.1:9/{name}", "sha256_prefix": name[9:17]}
+    (ws / "catalogue.json").write_text(json.dumps([entry]))
+    ENV.update(TORCH_HOME=str(ws / "torch"), IMGCLS_CATALOGUE=str(ws / "catalogue.json"), HF_HUB_OFFLINE="1")
     r = subprocess.run([sys.executable, "-m", "imgcls", "train", "--data", str(fixtures), "--model", "resnet20",
                         "--epochs", "1", "--name", "A", "--no-progress"], cwd=ws, capture_output=True, text=True,
                        timeout=600)  # fmt: skip
@@ -124,7 +139,7 @@ def test_documented_command_runs(
         pytest.skip(NOT_RUN[command])
     args = shlex.split(substituted(command))
     runner = [sys.executable, "-m", "imgcls" if args[0] == "imgcls" else "torch.distributed.run"]
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", **ENV}
     if command.startswith(SERVERS):
         return serve_briefly([*runner, *args[1:]], workspace, env)
     r = subprocess.run(
@@ -143,6 +158,8 @@ def test_documented_python_runs(
     workspace: Path, doc: str, index: int, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(workspace)
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
     exec(compile(code, f"{doc} block {index}", "exec"), {})
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 SRC = Path(__file__).parents[1] / "src" / "imgcls"
 FLOORS = [
     ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version"],
-    ["data", "models", "tasks"],
+    ["data", "models", "tasks", "pretrained"],
     ["run", "transfer", "analysis", "features"],
     ["engine"],
-    ["predict", "evaluation", "export", "serve", "tune", "pretrained", "bench", "clean"],
+    ["predict", "evaluation", "export", "serve", "tune", "bench", "clean"],
     ["cli", "__main__", "__init__"],
 ]
 

@@ -179,7 +179,7 @@ def test_finetune_freezes_the_backbone_first(base_run: Path, tmp_path: Path) -> 
     from imgcls.fileio import load_safetensors
 
     r = _cli("finetune", "--data", str(FIXTURES / "labels" / "multilabel.csv"), "--model", "resnet20")
-    assert r.returncode == 2 and "needs --init" in r.stderr
+    assert r.returncode == 2 and "needs --pretrained [TAG] or --init" in r.stderr
     r = _cli("finetune", "--data", str(FIXTURES / "labels" / "multilabel.csv"), "--model", "resnet20", "--init", str(base_run),
              "--epochs", "1", "--out", str(tmp_path), "--precision", "fp32", "--save-every", "1")  # fmt: skip
     assert r.returncode == 0, r.stderr

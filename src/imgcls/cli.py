@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -70,23 +71,43 @@ FINETUNE_DEFAULTS = {
 }
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` of parsed ``imgcls train`` / ``finetune`` arguments: the YAML file, the
+    finetune defaults, the options on top, and ``--pretrained`` made an ``--init`` name."""
+    from dataclasses import replace
+
     from .config import apply_overrides, load_yaml
     from .engine.config import TrainConfig
-    from .engine.trainer import train
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg")}
+    skip = ("func", "command", "config", "model_arg", "pretrained")
+    overrides = {k: v for k, v in vars(args).items() if k not in skip}
     if args.model_arg:
         overrides["model_args"] = parse_model_args(args.model_arg)
     base = load_yaml(args.config) if args.config else {}
     if args.command == "finetune":
-        if not overrides.get("init") and not overrides.get("resume"):
+        if not overrides.get("init") and not args.pretrained and not overrides.get("resume"):
             raise ConfigError(
-                "imgcls finetune needs --init WEIGHTS (a run folder or a torchvision / timm state dict)"
+                "imgcls finetune needs --pretrained [TAG] or --init WEIGHTS (a run folder, a torchvision / "
+                "timm state dict, or a catalogue name: imgcls weights list)"
             )
         base = _merge(FINETUNE_DEFAULTS, base)
     cfg = apply_overrides(TrainConfig, base, overrides)
-    result = train(cfg)
+    if args.pretrained:
+        if cfg.model.init:
+            raise ConfigError(f"--pretrained and --init {cfg.model.init!r}: give one of them")
+        if not cfg.model.model:
+            raise ConfigError(
+                "--pretrained needs --model NAME (imgcls weights list shows the models with weights)"
+            )
+        tag = cfg.model.model if args.pretrained is True else args.pretrained
+        cfg = replace(cfg, model=replace(cfg.model, init=tag))
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.trainer import train
+
+    result = train(train_config(args))
     if _rank():  # under torchrun, rank 0 alone reports
         return 130 if result.status == "interrupted" else 0
     best = result.best
@@ -102,6 +123,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary += f"\nresume with: imgcls train --resume {result.run}"
     print(summary)
     return 130 if result.status == "interrupted" else 0
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from .pretrained import entries
+    from .pretrained.listing import render, rows
+
+    found = rows(entries(args.pattern))
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        render(found)
+    return 0
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from .pretrained import fetch, find
+
+    for spec in args.tags:
+        entry = find(spec)
+        path = fetch(entry, progress=not args.no_progress)
+        print(f"{entry.tag}: {path}")
+    return 0
 
 
 def _rank() -> int:
@@ -239,16 +282,21 @@ def cmd_features(args: argparse.Namespace) -> int:
     from .data.pipeline import preprocess_for
     from .data.source import open_source
     from .features import extract, save_npz
+    from .pretrained import find, is_weight_name, preprocess_of
     from .transfer import read_state_dict
 
-    _, meta = read_state_dict(args.weights)
-    name = args.model or (meta.model if meta else None)
+    named = not Path(args.weights).exists() and is_weight_name(args.weights, args.model)
+    entry = find(args.weights, args.model) if named else None
+    meta = None if entry else read_state_dict(args.weights)[1]
+    name = args.model or (meta.model if meta else entry.model if entry else None)
     if not name:
         raise ConfigError(f"{args.weights!r} does not say which model it is: give --model NAME")
     source = open_source(args.data).with_val(args.val_fraction, args.seed)
     from . import model_info
 
     pre = preprocess_for(model_info(name), source.channels, args.img_size)
+    if entry and pre.color_space == "rgb":  # the weights' own preprocessing
+        pre = preprocess_of(entry, source.channels, pre.size)
     model_args = meta.model_args if meta else {}
     with torch.no_grad():
         from .models.base import skip_init
@@ -348,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     from .engine.config import TrainConfig
 
+    p.add_argument(
+        "--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+        help="start from the model's published ImageNet weights (its default, or TAG, e.g. tv_in1k; "
+        "imgcls weights list): fetched into torch hub's / Hugging Face's cache, their preprocessing kept",
+    )  # fmt: skip
     add_config_options(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
@@ -379,11 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="class probabilities for images or folders of images",
-        description="Predict with a trained run (or its model.safetensors): each image's top classes and "
+        description="Predict with a trained run (or its model.safetensors), or with a pretrained model by name "
+        "(resnet50, resnet50.tv_in1k, timm:TAG; ImageNet's classes): each image's top classes and "
         "probabilities. Folders are searched for images. Files that cannot be read are reported and skipped; "
         "the rest are predicted (exit status 1 only when none could be read).",
     )
-    p.add_argument("run", help="a run folder or a model.safetensors written by imgcls train")
+    p.add_argument("run", help="a run folder, a model.safetensors written by imgcls train, or a weight name")
     p.add_argument("images", nargs="+", help="image files and/or folders")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -402,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "finetune",
-        help="fine-tune pretrained weights (--init): the head first, then everything with layer-wise rates",
+        help="fine-tune pretrained weights (--pretrained, --init): the head first, then everything with layer-wise rates",
         description="imgcls train with transfer-learning defaults: --freeze backbone for --freeze-epochs 1 (batch "
         "norms of the frozen backbone kept in eval mode), then every layer with --layer-decay 0.85, after a "
         "0.5-epoch warm-up. Every train option is available and overrides these.",
@@ -413,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="override a model config field"
     )
+    p.add_argument(
+        "--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+        help="start from the model's published ImageNet weights (its default, or TAG, e.g. tv_in1k; "
+        "imgcls weights list): fetched into torch hub's / Hugging Face's cache, their preprocessing kept",
+    )  # fmt: skip
     add_config_options(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
@@ -423,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         "features (what the classifier sees) with the targets: SPLIT_features, SPLIT_targets, meta. Cached.",
     )
     p.add_argument(
-        "weights", help="a run folder, model.safetensors, or a torchvision / timm state dict (then --model)"
+        "weights",
+        help="a run folder, model.safetensors, a torchvision / timm state dict (then --model), or a weight name",
     )
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", required=True, help="output .npz")
@@ -464,7 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
         "TOKEN), bodies limited, images checked by their bytes and decoded by the one safe decode path, a "
         "bounded queue (503 when full), JSON errors, no endpoint that loads or changes a model.",
     )
-    p.add_argument("target", help="a run folder (torch backend) or an exported .onnx file (onnx backend)")
+    p.add_argument(
+        "target",
+        help="a run folder or a weight name (torch backend), or an exported .onnx file (onnx backend)",
+    )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
@@ -481,6 +544,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, in MiB")
     p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's)")
     p.set_defaults(func=cmd_serve)
+
+    weights = sub.add_parser("weights", help="the pretrained weight catalogue: list and fetch")
+    weights_sub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    p = weights_sub.add_parser(
+        "list",
+        help="published ImageNet weights of the zoo's models, and which are downloaded",
+        description="The weight catalogue: every torchvision / timm weight a zoo model loads, with its training "
+        "data, published top-1, input (resize -> crop), classes, size and whether it is in the cache already.",
+    )
+    p.add_argument(
+        "pattern", nargs="?", default="*", help="tag pattern, e.g. 'resnet*' or a word (default: all)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (every field) instead of a table")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser(
+        "fetch",
+        help="download weights into torch hub's / Hugging Face's cache (hash checked)",
+        description="Download catalogue weights (a tag, a model name for its default, torchvision:NAME, "
+        "timm:NAME) into the caches torchvision and timm use, checked; prints each file's path.",
+    )
+    p.add_argument("tags", nargs="+", help="weight tags or model names")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_weights_fetch)
 
     data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

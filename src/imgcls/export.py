@@ -168,7 +168,7 @@ def describe(clf: Predictor, path: Path, fmt: str, dynamic: bool, opset: int | N
         "file": path.name, "format": fmt, "model": clf.meta.model if clf.meta else None, "task": clf.task.kind,
         "classes": list(clf.classes), "threshold": clf.task.threshold, "temperature": clf.temperature,
         "input": {"name": "images", "layout": "NCHW", "dtype": "float32", "size": pre.size, "channels": pre.channels,
-                  "color_space": pre.color_space, "resize": int(pre.size / pre.crop_pct), "crop": pre.size,
+                  "color_space": pre.color_space, "resize": pre.side, "crop": pre.size,
                   "pad_small": pre.pad_small,  # images that fit and fill 3/4 of the input: centred on black
                   "crop_pct": pre.crop_pct, "interpolation": pre.interpolation, "mean": list(pre.mean),
                   "std": list(pre.std), "dynamic_batch": dynamic},

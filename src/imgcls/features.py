@@ -25,6 +25,11 @@ def _weights_stamp(init: str) -> str:
     if not init:
         return "random-init"
     p = Path(init)
+    if not p.exists():
+        from .pretrained import cached_path, find, is_weight_name
+
+        if is_weight_name(init):  # catalogue weights: the file they were fetched to (hash-named)
+            p = cached_path(find(init)) or p
     p = RunFolder(p).weights if p.is_dir() else p
     st = p.stat()
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"

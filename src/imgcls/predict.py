@@ -192,7 +192,7 @@ def ten_crop(img: Image.Image, pre: Preprocess, flips: bool = True, pad: int | N
     else:
         from .data.transforms import Resize
 
-        img = Resize(int(size / pre.crop_pct), pre.interpolation)(img)
+        img = Resize(pre.side_for(size), pre.interpolation)(img)
     w, h = img.size
     boxes = [(0, 0), (w - size, 0), (0, h - size), (w - size, h - size), ((w - size) // 2, (h - size) // 2)]
     crops = [to_uint8_tensor(img.crop((x, y, x + size, y + size))) for x, y in boxes]
@@ -229,10 +229,15 @@ def _name(source: Any, i: int) -> str:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
-    """A trained model from a run folder (its ``model.safetensors``) or from the weights file itself."""
+    """A trained model from a run folder (its ``model.safetensors``) or from the weights file itself;
+    or a pretrained one by catalogue name (``resnet50``, ``resnet50.tv_in1k``, ``timm:TAG``) with its
+    classes (ImageNet's) and its own preprocessing."""
+    from .pretrained import is_weight_name
     from .run import RunFolder
     from .transfer import create_model
 
+    if not Path(path).exists() and is_weight_name(str(path)):
+        return _load_pretrained(str(path), torch.device(device))
     path = Path(path)
     run = RunFolder.of(path)
     state, meta = run.read_weights(path if path.is_file() else None)
@@ -244,6 +249,26 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     task = Task(meta.task, len(meta.classes), threshold=float(meta.threshold))
     return Predictor(model, list(meta.classes), task, pre, meta, meta.temperature, meta.hflip > 0,
                      meta.pad_crop or None, device)  # fmt: skip
+
+
+def _load_pretrained(spec: str, device: torch.device) -> Predictor:
+    from .errors import ImgclsError
+    from .pretrained import find, labels, preprocess_of
+    from .transfer import create_model
+
+    entry = find(spec)
+    if not entry.num_classes:
+        raise ImgclsError(
+            f"{entry.tag} has no classifier head (backbone weights): fine-tune it with --init {entry.tag}"
+        )
+    pre = preprocess_of(entry)
+    classes = labels(entry)
+    model = create_model(entry.model, pretrained=entry.tag)
+    model.to(device).eval()
+    meta = RunMeta(
+        entry.model, entry.num_classes, classes, "multiclass", pre.to_dict(), hflip=0.5, init=entry.tag
+    )
+    return Predictor(model, classes, Task("multiclass", len(classes)), pre, meta, device=device)
 
 
 def to_csv(predictions: Sequence[Prediction], topk: int = 5) -> str:

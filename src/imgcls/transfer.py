@@ -1,7 +1,8 @@
 """Transfer learning: pretrained weights in, frozen or fine-tuned, through the one classifier interface.
 
-``load_pretrained(model, path)`` takes our run folders and ``model.safetensors``, and torchvision /
-timm state dicts (``.pth``, ``.pt``, ``.bin``, ``.safetensors``; bare, or wrapped in ``state_dict`` /
+``load_pretrained(model, path)`` takes our run folders and ``model.safetensors``, catalogue names
+(``resnet50.tv2_in1k``, ``torchvision:resnet50``, ``timm:TAG``: fetched into the caches torchvision and
+timm use, see ``imgcls.pretrained``), and torchvision / timm state dicts (``.pth``, ``.pt``, ``.bin``, ``.safetensors``; bare, or wrapped in ``state_dict`` /
 ``model`` / ``module.`` / ``_orig_mod.``). Keys map onto ours as they are (the families built in the
 reference layouts) or through an explicit converter (torchvision's ViT). Then:
 - a classifier of another size (``model.head_layers``) is left out and stays freshly initialised;
@@ -79,7 +80,7 @@ def _is_state(d: dict) -> bool:
     )
 
 
-def _convert(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert_state(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Explicit converters for checkpoints of another layout than ours."""
     if any(k.startswith("encoder.layers.encoder_layer_") for k in state):  # torchvision's ViT
         from .models.vit import convert_torchvision_vit
@@ -94,12 +95,25 @@ def create_model(
     in_chans: int | None = None,
     device: torch.device | str | None = None,
     weights: str | Path | None = None,
+    pretrained: bool | str = False,
     **overrides: Any,
 ) -> Classifier:
     """``imgcls.create_model``: a registered model (``imgcls.models.create_model``: every config field
-    an override), with ``weights`` loaded when given (a run folder, our model.safetensors, or a
-    torchvision / timm state dict): a head of another size is re-initialised, the stem adapted to
-    ``in_chans``, ViT position embeddings resampled (``load_pretrained``)."""
+    an override), with ``weights`` loaded when given (a run folder, our model.safetensors, a
+    torchvision / timm state dict, or a catalogue name): a head of another size is re-initialised, the
+    stem adapted to ``in_chans``, ViT position embeddings resampled (``load_pretrained``).
+    ``pretrained=True`` takes the model's default catalogue weights, ``pretrained="tv_in1k"`` (or a
+    full tag) those; the head then has the weights' classes unless ``num_classes`` says otherwise.
+    The weights' own preprocessing: ``imgcls.pretrained.preprocess_of(imgcls.pretrained.find(TAG))``."""
+    if pretrained and weights is not None:
+        raise ConfigError("create_model: give weights= or pretrained=, not both")
+    if pretrained:
+        from .pretrained import fetch, find
+
+        entry = find(name if pretrained is True else str(pretrained), model=name)
+        if num_classes is None and entry.num_classes:
+            num_classes = entry.num_classes
+        weights = fetch(entry)
     model = models.create_model(name, num_classes, in_chans, device, **overrides)
     if weights is not None:
         load_pretrained(model, weights)
@@ -107,10 +121,26 @@ def create_model(
 
 
 def load_pretrained(model: nn.Module, path: str | Path, verbose: bool = True) -> list[str]:
-    """Load ``path`` into ``model`` (adapting head, stem channels and position embeddings); returns
-    the one-line notes of what was adapted."""
-    state, _ = read_state_dict(path)
-    state = _convert(model, state)
+    """Load ``path`` (a file, a run folder or a catalogue name) into ``model`` (adapting head, stem
+    channels and position embeddings); returns the one-line notes of what was adapted."""
+    from .pretrained import resolve_weights
+
+    file, _ = resolve_weights(
+        path, model=getattr(getattr(model, "info", None), "name", None), progress=verbose
+    )
+    state, _ = read_state_dict(file)
+    notes = load_state(model, state, str(path))
+    if verbose:
+        for note in notes:
+            print(f"imgcls: {note}")
+    return notes
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> list[str]:
+    """``state`` (any layout ``convert_state`` knows) into ``model``, adapted as ``load_pretrained`` says;
+    ``name`` is what errors call it. Returns the notes of what was adapted."""
+    path = name
+    state = convert_state(model, state)
     own = model.state_dict()
     heads = tuple(getattr(model, "head_layers", ()) or ())
     stem = getattr(model, "stem_conv", "")
@@ -166,9 +196,6 @@ def load_pretrained(model: nn.Module, path: str | Path, verbose: bool = True) ->
             + "; ".join(parts)
         )
     model.load_state_dict(out, strict=False)
-    if verbose:
-        for note in notes:
-            print(f"imgcls: {note}")
     return notes
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-from imgcls.cli import build_parser
-from imgcls.config import apply_overrides
-from imgcls.engine.config import TrainConfig
+from imgcls.cli import build_parser, train_config
 from imgcls.engine.hooks import Hook
 from imgcls.engine.trainer import Trainer
 
@@ -41,10 +39,7 @@ def main() -> None:
     ours.add_argument("--poison-batch", type=int, default=-1)
     args = ours.parse_args(argv[:split])
     train_args = build_parser().parse_args(["train", *argv[split + 1 :]])
-    overrides = {
-        k: v for k, v in vars(train_args).items() if k not in ("func", "command", "config", "model_arg")
-    }
-    trainer = Trainer(apply_overrides(TrainConfig, {}, overrides))
+    trainer = Trainer(train_config(train_args))  # exactly what imgcls train would run
     rank = trainer.dist.rank
     seen: dict[str, list] = {}
 

@@ -33,7 +33,16 @@ def cache_dir() -> Path:
 
 def cache_key(split: FileSplit, pre: Preprocess) -> str:
     h = hashlib.sha256(
-        json.dumps([CACHE_VERSION, pre.size, pre.crop_pct, pre.interpolation, pre.mode]).encode()
+        json.dumps(
+            [
+                CACHE_VERSION,
+                pre.size,
+                pre.crop_pct,
+                pre.interpolation,
+                pre.mode,
+                *([pre.resize] if pre.resize else []),
+            ]
+        ).encode()
     )
     for p in split.paths:
         try:

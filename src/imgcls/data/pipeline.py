@@ -46,8 +46,8 @@ SMALL = 64  # images up to this size are cached decoded and augmented per batch
 
 @dataclass
 class Preprocess:
-    """Eval geometry and normalisation: resize the shorter side to ``int(size / crop_pct)``, centre-crop
-    ``size`` (torchvision's ``Resize`` + ``CenterCrop`` arithmetic, pixel for pixel) — except, with
+    """Eval geometry and normalisation: resize the shorter side to ``side`` (``resize`` when given, as
+    pretrained weights state it; else ``int(size / crop_pct)``), centre-crop ``size`` (torchvision's ``Resize`` + ``CenterCrop`` arithmetic, pixel for pixel) — except, with
     ``pad_small`` (small-image models, <= 64 px), an image that already fits and fills at least 3/4 of
     the square, which is centred on a black canvas instead (LeNet-5's 28 -> 32 px padding of MNIST,
     pixels untouched)."""
@@ -60,6 +60,7 @@ class Preprocess:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     source_channels: int = 3
     pad_small: bool = True
+    resize: int | None = None  # the shorter side before the crop, exactly (else from crop_pct)
     _normalizer: Normalizer | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +68,17 @@ class Preprocess:
         if not 0 < self.crop_pct <= 1:
             raise ConfigError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @property
+    def side(self) -> int:
+        """The shorter side the image is resized to before the centre crop."""
+        return self.side_for(self.size)
+
+    def side_for(self, size: int) -> int:
+        """``side`` for another input size (multi-scale TTA): the same ratio."""
+        if self.resize:
+            return round(self.resize * size / self.size)
+        return int(size / self.crop_pct)
 
     @property
     def mode(self) -> str:
@@ -87,13 +99,11 @@ class Preprocess:
         return self.pad_small and w <= self.size and h <= self.size and min(w, h) * 4 >= self.size * 3
 
     def geometry(self, img: Image.Image) -> Image.Image:
-        if img.size == (self.size, self.size) and (
-            self.pad_small or int(self.size / self.crop_pct) == self.size
-        ):
+        if img.size == (self.size, self.size) and (self.pad_small or self.side == self.size):
             return img  # already the input (a 224 image for a 224 / 0.875 model is still resized and cropped)
         if self.fits(img):
             return CenterCrop(self.size)(img)
-        img = Resize(int(self.size / self.crop_pct), self.interpolation)(img)
+        img = Resize(self.side, self.interpolation)(img)
         return CenterCrop(self.size)(img)
 
     def load(
@@ -109,7 +119,7 @@ class Preprocess:
             return to_8bit(source, self.mode)
         if isinstance(source, np.ndarray):
             return to_8bit(Image.fromarray(_hwc_uint8(source)), self.mode)
-        side = int(self.size / self.crop_pct)
+        side = self.side
         return decode_image(source, self.mode, name=name, draft=(side, side) if draft else None)
 
     def pixels(self, source: Any) -> torch.Tensor:
@@ -145,6 +155,7 @@ def preprocess_for(
     crop_pct: float | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    resize: int | None = None,
 ) -> Preprocess:
     """The eval preprocessing of a model (``ModelInfo``) on a source with ``source_channels``:
     the model's input size, interpolation, crop fraction and mean/std unless given."""
@@ -163,6 +174,7 @@ def preprocess_for(
         std=tuple(std or info.std),
         source_channels=source_channels,
         pad_small=size <= SMALL,
+        resize=resize,
     )
 
 

@@ -4,7 +4,8 @@
 run folder (new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder
 ``--out/--name`` names when it holds a checkpoint), the threads, the data and its validation split,
 the task and loss, the image size and colour space, the augmentation, the class weights, the
-model (built once, with its ``--init`` weights), the decoding workers and the precision and memory
+model (built once, with its ``--init`` weights; catalogue weights bring their own preprocessing —
+input size, resize, interpolation, mean/std — and are fetched by rank 0 first), the decoding workers and the precision and memory
 format (measured on the model). The result is a frozen ``ResolvedConfig``: what ``config.yaml``
 holds, plus the objects those decisions made. Under torchrun every rank resolves the same config;
 what must be decided once (the run folder, the precision verdict) is decided by rank 0, or
@@ -19,6 +20,7 @@ import os
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ from ..data.pipeline import AugmentConfig, Preprocess, preprocess_for
 from ..data.samples import mix_seed
 from ..data.source import open_source
 from ..data.splits import DataSource, ShardSplit
-from ..errors import ConfigError
+from ..errors import ConfigError, ImgclsError
 from ..models import model_info
 from ..run import RunFolder
 from ..tasks import Task, class_weights_auto, pos_weight_auto
@@ -97,7 +99,19 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         notes.append(f"task: {kind} (from the data: {source.num_classes} classes)")
     info = model_info(cfg.model.model)
     sizes = tuple(parse_size_schedule(cfg.data.img_size_schedule, cfg.epochs))
-    pre = preprocess_for(info, source.channels, cfg.data.img_size, cfg.data.color_space)
+    entry = _catalogue_entry(cfg.model.init, cfg.model.model)
+    img_size = cfg.data.img_size or (entry.preprocess.size if entry else None)
+    pre = preprocess_for(info, source.channels, img_size, cfg.data.color_space)
+    if entry and pre.color_space == "rgb":  # the weights' own preprocessing, at this input size
+        from ..pretrained import preprocess_of
+
+        own = preprocess_of(entry, source.channels, pre.size)
+        pre = replace(pre, interpolation=own.interpolation, mean=own.mean, std=own.std, resize=own.resize,
+                      crop_pct=own.crop_pct)  # fmt: skip
+        notes.append(f"init: {entry.tag} ({entry.source}, {entry.dataset}"
+                     + (f", top-1 {entry.top1:.2f} %" if entry.top1 else "")
+                     + f"): its preprocessing: resize {pre.side}, crop {pre.size}, {pre.interpolation}, "
+                     f"mean {pre.mean}, std {pre.std}")  # fmt: skip
     train = source.split("train")
     targets = torch.from_numpy(getattr(train, "targets", np.zeros(0, np.int64)))
     weights = _class_weights(cfg.task.class_weights, targets, source.num_classes, kind)
@@ -110,7 +124,8 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         cfg.model.model, num_classes=task.num_outputs, in_chans=pre.channels, **cfg.model.model_args
     )
     if cfg.model.init and not resuming:
-        for note in load_pretrained(model, cfg.model.init, verbose=False):
+        init = _fetch(entry, dist, cfg.progress) if entry else cfg.model.init
+        for note in load_pretrained(model, init, verbose=False):
             notes.append(f"init: {note}")
     model.to(dist.device)
 
@@ -143,6 +158,7 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     decided = replace(
         cfg,
         data=replace(cfg.data, img_size=pre.size, color_space=pre.color_space),
+        model=replace(cfg.model, init=entry.tag) if entry else cfg.model,
         task=replace(cfg.task, task=kind, loss=task.loss_name),
         aug=aug_section,
         precision=verdict.precision,
@@ -156,6 +172,33 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         )
     return ResolvedConfig(decided, run, resuming, dist, source, task, pre, aug, sizes, model, verdict, workers,
                           threads, sample_weights, tuple(notes))  # fmt: skip
+
+
+def _catalogue_entry(init: str, model: str) -> Any:
+    """The catalogue entry ``--init`` names (``resnet50.tv2_in1k``, ``torchvision:resnet50``, ...), or
+    None for a file or run folder (a path that exists wins over a name)."""
+    if not init or Path(init).exists():
+        return None
+    from ..pretrained import find, is_weight_name
+
+    return find(init, model) if is_weight_name(init, model) else None
+
+
+def _fetch(entry: Any, dist: Dist, progress: bool) -> Path:
+    """The entry's file: downloaded by rank 0 (the others wait, then find it cached and check it)."""
+    from ..pretrained import fetch
+
+    error = None
+    if dist.is_main:
+        try:
+            fetch(entry, progress=progress)
+        except ImgclsError as e:
+            error = str(e)
+    if dist.enabled:
+        error = dist.broadcast(error)
+    if error:
+        raise ImgclsError(error)
+    return fetch(entry, progress=False)
 
 
 def _check(cfg: TrainConfig, dist: Dist) -> None:

@@ -110,7 +110,7 @@ class OnnxBackend(Backend):
 
 def resolve_target(target: str | Path, kind: str = "auto") -> tuple[str, Path]:
     """("torch" | "onnx", the path to load) for what ``imgcls serve`` was given: a run folder (or its
-    model.safetensors) for torch, an exported .onnx file (or a run folder holding one) for onnx. pt2
+    model.safetensors) or a catalogue weight name for torch, an exported .onnx file (or a run folder holding one) for onnx. pt2
     files are refused: they unpickle their weights with code execution allowed."""
     path = Path(target)
     if path.suffix == ".pt2":
@@ -119,7 +119,13 @@ def resolve_target(target: str | Path, kind: str = "auto") -> tuple[str, Path]:
             "load them; serve the run folder (--backend torch) or its ONNX export (--backend onnx)"
         )
     if not path.exists():
-        raise ConfigError(f"{path} does not exist: give a run folder or an exported .onnx file")
+        from ..pretrained import is_weight_name
+
+        if is_weight_name(str(target)) and kind != "onnx":  # pretrained weights by name (imgcls weights list)
+            return "torch", path
+        raise ConfigError(
+            f"{path} does not exist: give a run folder, an exported .onnx file or a weight name"
+        )
     if path.suffix == ".onnx":
         if kind == "torch":
             raise ConfigError(f"{path} is an ONNX file: --backend torch serves a run folder")
