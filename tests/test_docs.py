@@ -40,6 +40,7 @@ SUBSTITUTIONS = [
     ("--epochs 10", "--epochs 1 --img-size 64", "ten 224-px epochs of ResNet-18 take minutes on 2 cores"),
     ("--epochs 15", "--epochs 2", "time; the figures for 15 epochs come from benchmarks/transfer.py"),
     ('"$(openssl rand -hex 16)"', "test-token", "the test runs no shell to expand it"),
+    ("--budget 10m", "--budget 5s", "ten minutes per model; tests/test_bench.py checks a budget is kept"),
 ]
 ENV: dict[str, str] = {}  # what the workspace sets for every command (see workspace())
 SERVERS = ("imgcls serve",)  # run until stopped: started on a free port, asked /health, stopped

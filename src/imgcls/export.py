@@ -126,7 +126,7 @@ def export_module(
                 torch.export.save(torch.export.export(module, (example,), dynamic_shapes=shapes), str(path))
     except Exception as e:  # the exporters raise many kinds; one line naming the operator is what helps
         raise ExportError(f"{name} does not export to {fmt}: {reason(e)}") from None
-    run_file = _runner(fmt, path)
+    run_file = file_runner(fmt, path)
     sizes = (1, 7) if dynamic_batch else (1,)
     diff = 0.0
     with torch.no_grad():
@@ -211,7 +211,7 @@ def reason(e: BaseException) -> str:
     return f"operator {op.group(1)}: {first}" if op else f"{type(e).__name__}: {first}"
 
 
-def _runner(fmt: str, path: Path):  # type: ignore[no-untyped-def]
+def file_runner(fmt: str, path: Path):  # type: ignore[no-untyped-def]
     """A function running the exported file on a float batch, returning numpy outputs."""
     if fmt == "onnx":
         import onnxruntime as ort

@@ -25,7 +25,7 @@ TOP_LOSSES = 16
 EXPLAINED = 6
 
 
-def _figure_png(fig: Any) -> str:
+def figure_png(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -43,7 +43,7 @@ def _image_png(pixels: np.ndarray, scale: int = 1) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +53,7 @@ def _plt():
 
 
 def confusion_figure(cm: np.ndarray, classes: list[str]) -> str:
-    plt = _plt()
+    plt = pyplot()
     n = len(classes)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
     rows = cm.sum(1, keepdims=True)
@@ -78,13 +78,13 @@ def confusion_figure(cm: np.ndarray, classes: list[str]) -> str:
                     )
     fig.colorbar(im, ax=ax, label="share of the true class")
     ax.set_title("confusion matrix")
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def curves_figure(history: list[dict[str, Any]]) -> str | None:
     if not history:
         return None
-    plt = _plt()
+    plt = pyplot()
     epochs = [h["epoch"] + 1 for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(epochs, [h["train"]["loss"] for h in history], "o-", label="train")
@@ -97,11 +97,11 @@ def curves_figure(history: list[dict[str, Any]]) -> str | None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def reliability_figure(cal: dict[str, Any]) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     edges = np.array(cal["bins"])
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
@@ -113,12 +113,12 @@ def reliability_figure(cal: dict[str, Any]) -> str:
     ax.set_ylabel("accuracy")
     ax.set_title(f"reliability (ECE {cal['ece']:.3f})")
     ax.legend(loc="upper left")
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def roc_pr_figure(y: np.ndarray, score: np.ndarray, names: list[str]) -> str:
     """ROC and PR curves; ``y``/``score`` (N,) for binary, (N, L) per label for multi-label."""
-    plt = _plt()
+    plt = pyplot()
     y, score = (y[:, None], score[:, None]) if y.ndim == 1 else (y, score)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     for j, name in enumerate(names):
@@ -134,11 +134,11 @@ def roc_pr_figure(y: np.ndarray, score: np.ndarray, names: list[str]) -> str:
     for ax in (a, b):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    plt = _plt()
+    plt = pyplot()
     rgb = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, -1)
     colored = (plt.get_cmap("jet")(heat)[..., :3] * 255).astype(np.float64)
     return (0.55 * rgb + 0.45 * colored).clip(0, 255).astype(np.uint8)
@@ -207,7 +207,7 @@ def write_report(clf: Any, result: Any, run: RunFolder, path: Path) -> None:
 
     parts.append(_top_losses(clf, result))
     parts.append(_explanations(clf, result))
-    page = _PAGE.format(
+    page = PAGE.format(
         title=html.escape(f"imgcls report: {m.get('model')} on {m.get('data')} ({m.get('split')})"),
         body="\n".join(parts),
     )
@@ -271,7 +271,7 @@ def _explanations(clf: Any, result: Any) -> str:
     return f'<section id="explain"><h2>Where the model looks: {title}</h2><div class="gallery">{"".join(cells)}</div></section>'
 
 
-_PAGE = """<!doctype html>
+PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}

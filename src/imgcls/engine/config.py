@@ -114,6 +114,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
     epochs: int = opt(10, "epochs to train")
+    budget: str = opt(
+        "",
+        "train for this wall-clock time instead of --epochs (20s, 10m, 1h): the whole command, start-up and "
+        "evaluation included; steps fitted to it, the learning rate decayed linearly to zero at its end",
+    )
     batch_size: int = opt(
         64,
         "images per process and batch: a step sees batch_size x processes x accum_steps (the global batch)",

@@ -107,7 +107,7 @@ class EpochLog(Hook):
                         t.tb.add_scalar(f"{split}/{k}", v, record["epoch"] + 1)
         t.say(
             epoch_line(
-                record, t.cfg.epochs, time.perf_counter() - getattr(self, "started", time.perf_counter())
+                record, t.planned_epochs, time.perf_counter() - getattr(self, "started", time.perf_counter())
             )
         )
         return False
@@ -162,7 +162,7 @@ class ProgressBar(Hook):
 
     def epoch_start(self, t: Trainer) -> None:
         loader = t.train_loader()
-        self.task = self.bar.add_task(f"epoch {t.state.epoch + 1}/{t.cfg.epochs}", total=len(loader),
+        self.task = self.bar.add_task(f"epoch {t.state.epoch + 1}/{t.planned_epochs}", total=len(loader),
                                       completed=t.state.batch, rate="")  # fmt: skip
         self.started, self.seen = time.perf_counter(), 0
 

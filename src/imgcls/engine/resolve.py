@@ -37,6 +37,7 @@ from ..models import model_info
 from ..run import RunFolder
 from ..tasks import Task, class_weights_auto, pos_weight_auto
 from ..transfer import create_model, load_pretrained
+from .budget import parse_duration
 from .config import TrainConfig, parse_size_schedule
 from .distributed import Dist, cpu_cores
 from .precision import Verdict, choose
@@ -163,7 +164,11 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         aug=aug_section,
         precision=verdict.precision,
         channels_last="on" if verdict.channels_last else "off",
+        sched=replace(cfg.sched, schedule="linear") if cfg.budget else cfg.sched,
     )
+    if cfg.budget:
+        notes.append(f"budget: {cfg.budget} for the whole run; the steps are fitted to it after the first few, "
+                     "the learning rate decays linearly to zero at its end")  # fmt: skip
     if dist.enabled:
         notes.append(
             f"batch: {cfg.batch_size} per process x {dist.world} processes"
@@ -209,6 +214,12 @@ def _check(cfg: TrainConfig, dist: Dist) -> None:
         raise ConfigError("no data given: --data SOURCE (e.g. mnist:data/mnist; see the README)")
     if cfg.optim.sam and cfg.optim.accum_steps > 1:
         raise ConfigError("SAM with gradient accumulation is not supported: use one or the other")
+    if cfg.budget:
+        parse_duration(cfg.budget)
+        if cfg.data.img_size_schedule:
+            raise ConfigError(
+                "--img-size-schedule is set in epochs; with --budget the epochs are not known ahead"
+            )
     if cfg.optim.accum_steps < 1:
         raise ConfigError(f"accum_steps must be at least 1, got {cfg.optim.accum_steps}")
     if cfg.sync_bn and dist.device.type != "cuda":

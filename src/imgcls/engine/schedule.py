@@ -1,5 +1,5 @@
-"""Learning-rate schedules, stepped every optimiser step: linear warm-up, then cosine / step /
-one-cycle / constant; ``plateau`` divides the rate when validation stops improving (per epoch)."""
+"""Learning-rate schedules, stepped every optimiser step: linear warm-up, then cosine / linear (to
+``min_lr``; what ``--budget`` uses, its end set by the budget) / step / one-cycle / constant; ``plateau`` divides the rate when validation stops improving (per epoch)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ import torch
 from ..config import opt
 from ..errors import ConfigError
 
-SCHEDULES = ("cosine", "step", "onecycle", "plateau", "constant")
+SCHEDULES = ("cosine", "linear", "step", "onecycle", "plateau", "constant")
 
 
 @dataclass
 class ScheduleConfig:
-    schedule: str = opt("cosine", "cosine | step | onecycle | plateau | constant (all per iteration)")
+    schedule: str = opt(
+        "cosine", "cosine | linear | step | onecycle | plateau | constant (all per iteration)"
+    )
     warmup_epochs: float = opt(0.0, "linear warm-up from lr * warmup_start over this many epochs")
     warmup_start: float = opt(0.01, "warm-up starts at this fraction of the peak rate")
-    min_lr: float = opt(0.0, "cosine floor, as a fraction of the peak rate")
+    min_lr: float = opt(0.0, "cosine / linear floor, as a fraction of the peak rate")
     step_every: float = opt(30.0, "step schedule: multiply by step_gamma every this many epochs")
     step_gamma: float = opt(0.1, "step schedule factor")
     onecycle_pct: float = opt(0.25, "one-cycle: fraction of the run spent rising (cosine up, then down)")
@@ -60,6 +62,9 @@ class Scheduler:
         if c.schedule == "cosine":
             t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
             return c.min_lr + (1 - c.min_lr) * (1 + math.cos(math.pi * t)) / 2
+        if c.schedule == "linear":
+            t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+            return c.min_lr + (1 - c.min_lr) * (1 - t)
         if c.schedule == "step":
             return c.step_gamma ** math.floor(step / (c.step_every * self.per_epoch))
         return self.plateau_scale  # plateau and constant
@@ -71,6 +76,11 @@ class Scheduler:
 
     def step(self) -> None:
         self.step_count += 1
+        self._apply()
+
+    def set_total(self, total: int) -> None:
+        """Move the schedule's end (``--budget`` plans it from measured step times)."""
+        self.total = max(1, total)
         self._apply()
 
     def epoch_end(self, metric: float | None) -> None:
@@ -93,6 +103,7 @@ class Scheduler:
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step_count,
+            "total": self.total,
             "plateau_scale": self.plateau_scale,
             "best": self.best,
             "bad_epochs": self.bad_epochs,
@@ -100,5 +111,6 @@ class Scheduler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count, self.plateau_scale = state["step"], state["plateau_scale"]
+        self.total = state.get("total", self.total)
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
         self._apply()

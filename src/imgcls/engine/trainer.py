@@ -34,6 +34,7 @@ from ..models.base import Classifier
 from ..progress import progress_bar
 from ..run import RunMeta
 from ..version import __version__
+from .budget import Budget, parse_duration
 from .checkpoint import first_non_finite, rng_state, set_rng_state
 from .config import TrainConfig
 from .evaluate import evaluate, selection_key
@@ -84,6 +85,7 @@ class TrainState:
     bad_total: int = 0
     bad_in_row: int = 0
     stale_epochs: int = 0
+    budget_used: float = 0.0  # seconds of --budget used (a resumed run gets the rest)
     epoch_sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "n": 0.0})
 
 
@@ -163,6 +165,7 @@ class Trainer:
         self.bar: Any = None
         self.pending_steps: list[dict[str, Any]] = []
         self.hooks: list[Hook] = []
+        self.budget: Budget | None = None
         if r.resuming:
             self._load()
         elif self.dist.is_main:
@@ -327,7 +330,16 @@ class Trainer:
             return "interrupted"
         if self.cfg.stop_after_steps and self.state.step >= self.cfg.stop_after_steps:
             return "stopped"
+        if self.budget is not None and self.budget.reached(self):
+            return "budget"
         return None
+
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs the run will take: --epochs, or what the budget's plan comes to."""
+        if self.budget is None:
+            return self.cfg.epochs
+        return max(self.state.epoch + 1, math.ceil(self.scheduler.total / self.steps_per_epoch))
 
     # ---- the run -------------------------------------------------------------------------------
     def default_hooks(self) -> list[Hook]:
@@ -336,12 +348,15 @@ class Trainer:
         if self.ema is not None:
             hooks.append(EMA())
         hooks += [StepLog(), EpochLog(), BestWeights(), EarlyStop(cfg.early_stop), Checkpoint(cfg.save_every)]
+        if self.budget is not None:
+            hooks.append(self.budget)
         return hooks
 
     def fit(self) -> TrainResult:
         cfg, status = self.cfg, "finished"
         started = process_age()
         fit_start = time.perf_counter()
+        self.budget = Budget(parse_duration(cfg.budget), started) if cfg.budget else None
         for note in self.r.notes:
             self.say(f"imgcls: {note}", always=True)
         with GracefulStop() as stop, progress_bar(disable=not (cfg.progress and self.dist.is_main)) as bar:
@@ -350,11 +365,14 @@ class Trainer:
             if cfg.progress and self.dist.is_main:
                 self.hooks.append(ProgressBar(bar))
             self.call("start")
-            while self.state.epoch < cfg.epochs:
+            while self.budget is not None or self.state.epoch < cfg.epochs:
                 loader = self.train_loader()
                 loader.set_epoch(self.state.epoch)
                 self.call("epoch_start")
                 reason = train_one_epoch(self, loader, self.state.batch)
+                if reason == "budget":  # the budget's last step: validate what it trained, and end
+                    self.end_epoch()
+                    break
                 if reason:
                     status = reason
                     self.save()

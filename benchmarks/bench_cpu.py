@@ -1,0 +1,70 @@
+"""The comparison table of issue 16 on this machine: eight models at batch 32 and 224x224, inference
+and training, plain fp32 eager PyTorch against our defaults (``--precision auto``: the faster of bf16
+autocast (+ channels_last for conv nets) and fp32, measured), with the machine's matmul roofline.
+Writes benchmarks/bench_cpu.md (and .json). Run it on an idle machine: a second busy process halves
+every figure.
+
+    .venv/bin/python benchmarks/bench_cpu.py                      # ~15 min on 2 cores
+    .venv/bin/python benchmarks/bench_cpu.py --models resnet50 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from imgcls.bench import BenchSpec, bench_models
+from imgcls.bench.roofline import roofline
+
+MODELS = (
+    "resnet18,resnet50,mobilenet_v2,efficientnet_b0,vit_small_patch16_224,swin_t,convnext_tiny,densenet121"
+)
+OUT = Path(__file__).with_name("bench_cpu.md")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=MODELS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    args = ap.parse_args()
+    roof = roofline(torch.device("cpu"))
+    spec = BenchSpec(img_size=224, batch_size=32, precision="auto", mode="both", compare_eager=True,
+                     repeats=args.repeats, min_time=args.min_time)  # fmt: skip
+    rows = bench_models(args.models.split(","), spec)
+    OUT.with_suffix(".json").write_text(json.dumps({"roofline_gflops": roof, "rows": rows}, indent=1) + "\n")
+    lines = [
+        f"# imgcls bench on this CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__})",
+        "",
+        "`.venv/bin/python benchmarks/bench_cpu.py` — batch 32, 224x224, the median of timed calls after two",
+        "warm-up calls; eager = plain fp32 contiguous PyTorch; ours = `imgcls bench --precision auto` (the faster of",
+        "bf16 autocast (+ channels_last for conv nets) and fp32, measured). Training step: forward, backward, SGD.",
+        f"Roofline (2048² matmul): fp32 {roof['fp32']:,.0f} GFLOP/s"
+        + (f", bf16 {roof['bf16']:,.0f} GFLOP/s" if "bf16" in roof else "")
+        + ".",
+        "",
+        "| model | params M | GFLOPs | infer eager img/s | infer ours img/s | × | ours in | GFLOP/s (% of roofline) "
+        "| train eager img/s | train ours img/s | × | ours in | peak MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        dtype = "bf16" if r["infer_precision"].startswith("bf16") else "fp32"
+        pct = 100 * r["infer_gflops_per_sec"] / roof.get(dtype, roof["fp32"])
+        lines.append(
+            f"| {r['model']} | {r['param_count']} | {r['gflops']:.2f} | {r['eager_infer_samples_per_sec']:.1f} | "
+            f"{r['infer_samples_per_sec']:.1f} | {r['infer_speedup']:.2f} | {r['infer_precision']} | "
+            f"{r['infer_gflops_per_sec']:.0f} ({pct:.0f} % of {dtype}) | {r['eager_train_samples_per_sec']:.1f} | "
+            f"{r['train_samples_per_sec']:.1f} | {r['train_speedup']:.2f} | {r['train_precision']} | {r['peak_memory_mb']:.0f} |"
+        )
+    OUT.write_text("\n".join(lines) + "\n")
+    print(OUT.read_text())
+
+
+if __name__ == "__main__":
+    main()
