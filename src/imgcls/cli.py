@@ -156,8 +156,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = Path(args.out)
         for row in rows:
             print(f"imgcls: training {row['model']} for {args.budget} on {args.data}", file=sys.stderr)
-            row.update(train_under_budget(row["model"], args.data, args.budget, out, ["--threads", str(args.threads)]
-                                          if args.threads else None))  # fmt: skip
+            extra = (["--threads", str(args.threads)] if args.threads else []) + (
+                ["--img-size", str(args.img_size)] if args.img_size else [])  # fmt: skip
+            row.update(train_under_budget(row["model"], args.data, args.budget, out, extra))
     render(rows, roof)
     if args.csv:
         Path(args.csv).write_text(to_csv(rows))

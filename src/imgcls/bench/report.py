@@ -48,7 +48,7 @@ def scatter(rows: list[dict[str, Any]], x_key: str, y_key: str, x_label: str, y_
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return figure_png(fig)
 
 
