@@ -31,7 +31,7 @@ FAMILIES = {
     "preact_resnet": "resnetv2_50", "densenet": "densenet121", "xception": "xception", "mobilenet (v1)": "mobilenet_v1",
     "mobilenet (v2)": "mobilenet_v2", "mobilenet (v3)": "mobilenet_v3_small", "efficientnet": "efficientnet_b0",
     "efficientnet (v2)": "efficientnet_v2_s", "regnet": "regnet_y_400mf", "convnext": "convnext_tiny",
-    "vit": "vit_tiny_patch16_224", "swin": "swin_t", "cct": "cct_7_3x1", "coatnet": "coatnet_0",
+    "vit": "vit_tiny_patch16_224", "swin": "swin_t", "cct": "cct_7_3x1", "coatnet": "coatnet_0", "airbench": "airbench94",
 }  # fmt: skip
 
 

@@ -22,6 +22,8 @@ OPTIONS = "tests/engine/test_options.py"
 FINETUNE = "tests/test_transfer.py::test_finetune_thaws_after_the_frozen_epochs_with_layer_decayed_rates"
 RESUME = "tests/engine/test_trainer.py::test_exact_resume_with_options"
 DDP = "tests/engine/test_distributed.py"
+SPEEDRUN = "tests/engine/test_speedrun.py"
+SMALL = "tests/engine/test_small_sets.py"
 
 # name: (file, original text, mutated text, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
@@ -66,8 +68,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "layer-decay": (
         "engine/optim.py",
-        'g["lr_scale"] = cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0',
-        'g["lr_scale"] = 1.0',
+        'g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * (',
+        'g["lr_scale"] = (1.0) * (',
         [OPTIONS, FINETUNE],
     ),
     "sam-second-pass": (
@@ -92,8 +94,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "thaw": (
         "engine/hooks.py",
-        'active = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)',
-        'active = self.spec not in ("", "none")',
+        'frozen = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)',
+        'frozen = self.spec not in ("", "none")',
         [FINETUNE],
     ),
     "nan-skip-decided-alone": (
@@ -125,6 +127,42 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "            self.dist.average_buffers(self.model)  #",
         "            pass  #",
         [f"{DDP}::test_every_sample_once_per_epoch_and_the_same_weights_on_every_rank"],
+    ),
+    "bias-lr-scale": (
+        "engine/optim.py",
+        "            1.0 if decay else cfg.bias_lr_scale",
+        "            1.0",
+        [f"{SPEEDRUN}::test_biases_get_their_own_rate"],
+    ),
+    "held-parameters": (
+        "engine/hooks.py",
+        "                params[name].requires_grad_(False)",
+        "                pass",
+        [f"{SPEEDRUN}::test_held_parameters_do_not_move"],
+    ),
+    "alternating-flip": (
+        "data/pipeline.py",
+        "            x = torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)",
+        "            pass",
+        [f"{SPEEDRUN}::test_the_loaders_mirror_exactly_the_alternating_half"],
+    ),
+    "bn-recompute": (
+        "engine/trainer.py",
+        '            if self.cfg.bn_recompute == "on":',
+        "            if False:",
+        [f"{SMALL}::test_a_small_set_from_scratch_ends_with_a_sane_best_checkpoint"],
+    ),
+    "tie-by-loss": (
+        "engine/evaluate.py",
+        'return (metrics["f1"] if task.kind == "multilabel" else metrics["acc"], -metrics["loss"])',
+        'return (metrics["f1"] if task.kind == "multilabel" else metrics["acc"], 0.0)',
+        [SMALL],
+    ),
+    "test-tta": (
+        "engine/evaluate.py",
+        "    return pair(x) / 2 + pair(padded[..., :h, :w]) / 4 + pair(padded[..., 2:, 2:]) / 4",
+        "    return pair(x)",
+        [f"{SPEEDRUN}::test_test_time_views_are_the_stated_averages"],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

@@ -41,6 +41,17 @@ SUBSTITUTIONS = [
     ("--epochs 15", "--epochs 2", "time; the figures for 15 epochs come from benchmarks/transfer.py"),
     ('"$(openssl rand -hex 16)"', "test-token", "the test runs no shell to expand it"),
     ("--budget 10m", "--budget 5s", "ten minutes per model; tests/test_bench.py checks a budget is kept"),
+    (
+        "--preset mnist-speedrun",
+        "--preset mnist-speedrun --lr 0.05 --precision fp32",
+        "the fixture's 58 digits are one batch an epoch: the preset's rate is for 115 steps of 512, and in bf16 "
+        "its eps-1e-12 batch norms overflow on so few images",
+    ),
+    (
+        "--trials 20",
+        "--trials 2",
+        "twenty trials take minutes; tests/test_tune.py runs studies of 4 and 2 x 3",
+    ),
 ]
 ENV: dict[str, str] = {}  # what the workspace sets for every command (see workspace())
 SERVERS = ("imgcls serve",)  # run until stopped: started on a free port, asked /health, stopped

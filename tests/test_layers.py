@@ -9,7 +9,7 @@ from pathlib import Path
 SRC = Path(__file__).parents[1] / "src" / "imgcls"
 FLOORS = [
     ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version"],
-    ["data", "models", "tasks", "pretrained"],
+    ["data", "models", "tasks", "pretrained", "recipes"],
     ["run", "transfer", "analysis", "features"],
     ["engine"],
     ["predict", "evaluation", "export", "serve", "tune", "bench", "clean"],

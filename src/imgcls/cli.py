@@ -47,6 +47,50 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_clean(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .clean import clean, write_cleaned
+    from .config import apply_overrides, load_yaml
+    from .data.source import open_source
+    from .engine.config import TrainConfig
+
+    if args.model and args.weights:
+        raise ConfigError("give --model (trained on each fold) or --weights (probed), not both")
+    source = open_source(args.data)
+    out = Path(args.out)
+    cfg = None
+    if not args.weights:
+        base = load_yaml(args.config) if args.config else {}
+        if args.preset:
+            from .recipes import load_preset
+
+            base = _merge(load_preset(args.preset), base)
+        given = {"data": args.data, "out": str(out / "folds"), "seed": args.seed, "progress": not args.no_progress,
+                 "tensorboard": False}  # fmt: skip
+        if args.model:
+            given["model"] = args.model
+        if args.epochs or "epochs" not in base:
+            given["epochs"] = args.epochs or 3
+        cfg = apply_overrides(TrainConfig, base, given)
+    result = clean(source, out, cfg=cfg, weights=args.weights, model=args.model, folds=args.folds, seed=args.seed,
+                   threshold=args.threshold, progress=not args.no_progress)  # fmt: skip
+    n = len(source.split("train"))
+    print(f"{len(result.issues):,} label issues in {n:,} training images ({100 * len(result.issues) / max(n, 1):.2f} %), "
+          f"{len(result.duplicates):,} near-duplicate pairs, {len(result.leaks):,} test images found in train "
+          f"({result.seconds:.0f} s)")  # fmt: skip
+    for row in result.rows[:10]:
+        print(
+            f"  {row['file']}: {row['given']} -> {row['suggested'] or '-'} ({row['score']}; {row['reason']})"
+        )
+    print(f"csv: {out / 'label_issues.csv'}\nreport: {out / 'label_issues.html'}")
+    if args.apply:
+        print(
+            f"cleaned label file: {write_cleaned(result, source, out / 'cleaned.csv')} (train with --data it)"
+        )
+    return 0
+
+
 def cmd_data_shard(args: argparse.Namespace) -> int:
     from .data.shards import write_shards
     from .data.source import open_source
@@ -79,11 +123,15 @@ def train_config(args: argparse.Namespace) -> Any:
     from .config import apply_overrides, load_yaml
     from .engine.config import TrainConfig
 
-    skip = ("func", "command", "config", "model_arg", "pretrained")
+    skip = ("func", "command", "config", "model_arg", "pretrained", "preset")
     overrides = {k: v for k, v in vars(args).items() if k not in skip}
     if args.model_arg:
         overrides["model_args"] = parse_model_args(args.model_arg)
     base = load_yaml(args.config) if args.config else {}
+    if getattr(args, "preset", None):
+        from .recipes import load_preset
+
+        base = _merge(load_preset(args.preset), base)
     if args.command == "finetune":
         if not overrides.get("init") and not args.pretrained and not overrides.get("resume"):
             raise ConfigError(
@@ -126,7 +174,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import torch
 
@@ -167,6 +214,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.report:
         note = f"Accuracy: each model trained for {args.budget} on {args.data}." if args.data else ""
         print(f"report: {write_report(rows, roof, Path(args.report), note)}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .config import apply_overrides, load_yaml
+    from .engine.budget import parse_duration
+    from .engine.config import TrainConfig
+    from .models import model_info
+    from .tune.report import write_report
+    from .tune.space import load_space
+    from .tune.study import TuneSpec, run_study, write_recipe
+
+    skip = ("func", "command", "config", "model_arg", "preset", "space", "trials", "timeout", "storage", "study",
+            "pruner")  # fmt: skip
+    fixed = {k: v for k, v in vars(args).items() if k not in skip}
+    if args.model_arg:
+        fixed["model_args"] = parse_model_args(args.model_arg)
+    base = load_yaml(args.config) if args.config else {}
+    if args.preset:
+        from .recipes import load_preset
+
+        base = _merge(load_preset(args.preset), base)
+    first = apply_overrides(TrainConfig, base, fixed)  # checked before any trial runs
+    if not first.data.data:
+        raise ConfigError("imgcls tune needs --data SOURCE (the data every trial trains on)")
+    if args.trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {args.trials}")
+    model = first.model.model
+    fields = {f.name for f in dataclasses.fields(model_info(model).config)} if model else None
+    space = load_space(args.space, fields)
+    study = args.study or f"{model or 'default'}-tune"
+    spec = TuneSpec(base=base, fixed=fixed, space=space, trials=args.trials,
+                    timeout=parse_duration(args.timeout) if args.timeout else None, storage=args.storage,
+                    study=study, pruner=args.pruner, out=Path(first.out), seed=first.seed)  # fmt: skip
+    result = run_study(spec)
+    folder = Path(first.out) / study
+    folder.mkdir(parents=True, exist_ok=True)
+    finished = [t for t in result.trials if t.value is not None]
+    recipe = write_recipe(result, folder / "best.yaml") if finished else None
+    report = write_report(result, folder / "tune.html", recipe)
+    states = {}
+    for t in result.trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    print(f"study {study}: {len(result.trials)} trials ({', '.join(f'{n} {k}' for k, n in states.items())})")
+    if finished:
+        best = result.best_trial
+        print(f"best: trial {best.number}, validation score {best.value:.4f}, {best.params}")
+        print(f"recipe: {recipe}  (imgcls train --config {recipe} reproduces it)")
+    print(f"report: {report}")
     return 0
 
 
@@ -319,46 +417,17 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    import json as _json
-
-    import torch
-
-    from . import create_model
-    from .data.pipeline import preprocess_for
     from .data.source import open_source
-    from .features import extract, save_npz
-    from .pretrained import find, is_weight_name, preprocess_of
-    from .transfer import read_state_dict
+    from .features import backbone, extract, save_npz
 
-    named = not Path(args.weights).exists() and is_weight_name(args.weights, args.model)
-    entry = find(args.weights, args.model) if named else None
-    meta = None if entry else read_state_dict(args.weights)[1]
-    name = args.model or (meta.model if meta else entry.model if entry else None)
-    if not name:
-        raise ConfigError(f"{args.weights!r} does not say which model it is: give --model NAME")
     source = open_source(args.data).with_val(args.val_fraction, args.seed)
-    from . import model_info
-
-    pre = preprocess_for(model_info(name), source.channels, args.img_size)
-    if entry and pre.color_space == "rgb":  # the weights' own preprocessing
-        pre = preprocess_of(entry, source.channels, pre.size)
-    model_args = meta.model_args if meta else {}
-    with torch.no_grad():
-        from .models.base import skip_init
-
-        with skip_init():
-            model = create_model(name, num_classes=meta.num_outputs if meta else None, in_chans=pre.channels,
-                                 **model_args)  # fmt: skip
-        from .transfer import load_pretrained
-
-        load_pretrained(model, args.weights, verbose=False)
-    key = f"{name}:{_json.dumps(model_args, sort_keys=True)}"
+    model, pre, key = backbone(args.weights, source.channels, args.model, args.img_size)
     splits = {s: extract(model, source, s, pre, init=args.weights, key=key, batch_size=args.batch_size, progress=not args.no_progress)
               for s in (args.splits.split(",") if args.splits else source.splits)}  # fmt: skip
     save_npz(
         args.out,
         splits,
-        {"model": name, "weights": args.weights, "data": args.data, "classes": source.classes},
+        {"model": key.split(":")[0], "weights": args.weights, "data": args.data, "classes": source.classes},
     )
     for s, (f, _) in splits.items():
         print(f"{s}: {f.shape[0]:,} x {f.shape[1]} features")
@@ -435,6 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config", metavar="YAML", help="a YAML file of config sections (overridden by the options)"
     )
+    from .recipes import presets
+
+    p.add_argument(
+        "--preset", metavar="NAME", help=f"start from a bundled recipe ({', '.join(presets())}); --config and "
+        "the options override it",
+    )  # fmt: skip
     p.add_argument(
         "--model-arg", action="append", default=[], metavar="KEY=VALUE",
         help="override a config field of the model, e.g. --model-arg drop_rate=0.2 (repeatable)",
@@ -519,6 +594,32 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_config_options(p, TrainConfig)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "tune",
+        help="search hyper-parameters on Optuna: each trial a run folder; the best written as a recipe",
+        description="Train --trials runs of MODEL on DATA with values drawn from --space (a YAML file: each "
+        "training option or model_args.KEY with {low, high[, log, step]} or {choices: [...]}) by Optuna's TPE "
+        "sampler, pruning runs whose validation score falls behind (median or successive halving). Trials go to "
+        "OUT/STUDY/trial-NNN; OUT/STUDY/best.yaml is the best trial's config (imgcls train --config reproduces "
+        "it); OUT/STUDY/tune.html shows the history and each option's importance (fANOVA). Processes that "
+        "name the same --storage and --study share the study (parallel trials, on one machine or many).",
+    )
+    p.add_argument("--space", required=True, metavar="YAML", help="the search space")
+    p.add_argument("--trials", type=int, default=20, help="trials this process runs (default: 20)")
+    p.add_argument("--timeout", help="stop starting trials after this long (20s, 10m, 1h)")
+    p.add_argument(
+        "--storage", help="Optuna storage URL shared by processes, e.g. sqlite:///study.db (default: memory)"
+    )
+    p.add_argument("--study", help="study name (default: MODEL-tune)")
+    p.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
+    p.add_argument("--config", metavar="YAML", help="a YAML file of config sections every trial starts from")
+    p.add_argument("--preset", metavar="NAME", help="start every trial from a bundled recipe")
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="a fixed model config field"
+    )
+    add_config_options(p, TrainConfig)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser(
         "features",
@@ -654,7 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_weights_fetch)
 
-    data = sub.add_parser("data", help="inspect data (check) or write it as tar shards (shard)")
+    data = sub.add_parser(
+        "data",
+        help="inspect data (check), find label issues and near-duplicates (clean), write tar shards (shard)",
+    )
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = data_sub.add_parser(
         "check",
@@ -680,6 +784,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffle before sharding (default: 0)")
     p.set_defaults(func=cmd_data_shard)
+    p = data_sub.add_parser(
+        "clean",
+        help="find mislabelled images (confident learning), near-duplicates and test images in train",
+        description="Out-of-fold probabilities of DATA's training images — --folds runs of MODEL, each trained on "
+        "the other folds (--preset / --config / --epochs set the recipe; e.g. --preset mnist-speedrun), or with "
+        "--weights a logistic-regression probe on their pooled features (the cheap path for large sets) — then "
+        "confident learning ranks the images whose label looks wrong. Near-duplicates (thumbnail cosine "
+        "similarity) in train and test images found in train are listed too. Writes OUT/label_issues.csv "
+        "(file, given, suggested, score, reason), OUT/label_issues.html and OUT/summary.json; --apply also "
+        "writes OUT/cleaned.csv, a label file with the suggested labels and without the duplicates (the "
+        "images and the original labels are not touched).",
+    )
+    p.add_argument("data", help=DATA_HELP)
+    p.add_argument("--model", help="the model trained on each fold (default: chosen from the data)")
+    p.add_argument("--weights", help="probe the pooled features of these weights instead of training")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=None, help="epochs per fold (default: the recipe's, else 3)")
+    p.add_argument("--preset", help="the recipe of the fold runs (e.g. mnist-speedrun)")
+    p.add_argument("--config", metavar="YAML", help="a YAML recipe of the fold runs")
+    p.add_argument(
+        "--threshold", type=float, default=0.97, help="near-duplicate cosine similarity (default: 0.97)"
+    )
+    p.add_argument("--out", default="clean-report", help="report folder (default: clean-report)")
+    p.add_argument("--apply", action="store_true", help="also write OUT/cleaned.csv, the cleaned label file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_data_clean)
     return parser
 
 

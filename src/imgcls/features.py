@@ -16,8 +16,9 @@ import torch
 
 from .amp import autocast
 from .data.loader import Batch, BatchPlan, IndexedLoader, make_loader
-from .data.pipeline import Preprocess
+from .data.pipeline import Preprocess, preprocess_for
 from .data.splits import DataSource
+from .errors import ConfigError
 from .run import RunFolder
 
 
@@ -33,6 +34,34 @@ def _weights_stamp(init: str) -> str:
     p = RunFolder(p).weights if p.is_dir() else p
     st = p.stat()
     return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def backbone(
+    weights: str, channels: int, model: str | None = None, img_size: int | None = None
+) -> tuple[torch.nn.Module, Preprocess, str]:
+    """(the model of ``weights`` — a run folder, a weights file or a catalogue name — loaded, in eval
+    mode; its preprocessing for data of ``channels``; a key naming model and config, for caches)."""
+    from .models import create_model, model_info
+    from .models.base import skip_init
+    from .pretrained import find, is_weight_name, preprocess_of
+    from .transfer import load_pretrained, read_state_dict
+
+    named = not Path(weights).exists() and is_weight_name(weights, model)
+    entry = find(weights, model) if named else None
+    meta = None if entry else read_state_dict(weights)[1]
+    name = model or (meta.model if meta else entry.model if entry else None)
+    if not name:
+        raise ConfigError(f"{weights!r} does not say which model it is: give --model NAME")
+    pre = preprocess_for(model_info(name), channels, img_size)
+    if entry and pre.color_space == "rgb":  # the weights' own preprocessing
+        pre = preprocess_of(entry, channels, pre.size)
+    model_args = meta.model_args if meta else {}
+    with torch.no_grad():
+        with skip_init():
+            net = create_model(name, num_classes=meta.num_outputs if meta else None, in_chans=pre.channels,
+                               **model_args)  # fmt: skip
+        load_pretrained(net, weights, verbose=False)
+    return net.eval(), pre, f"{name}:{json.dumps(model_args, sort_keys=True)}"
 
 
 @torch.no_grad()

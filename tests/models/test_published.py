@@ -18,6 +18,11 @@ PUBLISHED = [
     ("preact_resnet164", 1.7e6, 0.03),  # He et al. 2016b
     ("wrn28_10", 36.5e6, 0.01),  # Zagoruyko & Komodakis 2016
     ("zfnet", 62e6, 0.02),  # "about 62M"
+    (
+        "airbench94",
+        1.97e6,
+        0.005,
+    ),  # Jordan 2024: "1.97M parameters" (the whitening filters are not among them)
     # torchvision's documented counts for the variants without a manifest here
     ("vgg13", 133_047_848, 0.0),
     ("vgg19_bn", 143_678_248, 0.0),

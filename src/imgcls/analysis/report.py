@@ -34,7 +34,7 @@ def figure_png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _image_png(pixels: np.ndarray, scale: int = 1) -> str:
+def image_png(pixels: np.ndarray, scale: int = 1) -> str:
     img = Image.fromarray(pixels if pixels.shape[-1] != 1 else pixels[..., 0])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
@@ -241,7 +241,7 @@ def _top_losses(clf: Any, result: Any) -> str:
             text = (f"true: {html.escape(clf.classes[result.targets[i]])}<br>predicted: {html.escape(clf.classes[j])} "
                     f"{result.probs[i, j]:.2f}")  # fmt: skip
         name = html.escape(Path(str(result.names[i])).name)
-        cells.append(f'<figure><img alt="{name}" src="{_image_png(pixels, scale)}"><figcaption>{text}<br>loss {losses[i]:.2f}<br>'
+        cells.append(f'<figure><img alt="{name}" src="{image_png(pixels, scale)}"><figcaption>{text}<br>loss {losses[i]:.2f}<br>'
                      f"<small>{name}</small></figcaption></figure>")  # fmt: skip
     return (
         f'<section id="top-losses"><h2>Top losses</h2><div class="gallery">{"".join(cells)}</div></section>'
@@ -265,8 +265,8 @@ def _explanations(clf: Any, result: Any) -> str:
         img = pixels[k].permute(1, 2, 0).numpy()
         scale = max(1, 96 // img.shape[0])
         label = html.escape(clf.classes[int(result.probs[i].argmax())])
-        cells.append(f'<figure><img alt="input" src="{_image_png(img, scale)}"><img alt="{method}" '
-                     f'src="{_image_png(overlay(img, maps[k].cpu().numpy()), scale)}"><figcaption>predicted {label}</figcaption></figure>')  # fmt: skip
+        cells.append(f'<figure><img alt="input" src="{image_png(img, scale)}"><img alt="{method}" '
+                     f'src="{image_png(overlay(img, maps[k].cpu().numpy()), scale)}"><figcaption>predicted {label}</figcaption></figure>')  # fmt: skip
     title = "Grad-CAM" if method == "grad-cam" else "Attention (last layer)"
     return f'<section id="explain"><h2>Where the model looks: {title}</h2><div class="gallery">{"".join(cells)}</div></section>'
 

@@ -27,6 +27,19 @@ def flip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
     return out
 
 
+def alternating_flips(index: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """Which images (by dataset index) are mirrored in ``epoch`` under the alternating flip of
+    airbench: a seeded coin per image for epoch 0, then the other way each epoch — every image is
+    seen both ways in any two epochs in a row, where a fresh coin each epoch repeats one of them half
+    of the time. A boolean mask like ``index``."""
+    h = (
+        index.to(torch.int64) * -7046029254386353131 + (seed * 2654435761 + 0x5BD1E995) % 2**62
+    )  # wraps: a hash
+    h = h ^ (h >> 29)
+    h = h * -4658895280553007687
+    return ((h >> 32) & 1).bool() ^ bool(epoch % 2)
+
+
 def pad_crop(x: torch.Tensor, g: torch.Generator, padding: int = 4, flip_p: float = 0.0) -> torch.Tensor:
     """Zero-pad each image by ``padding``, cut a random crop of the original size (a random shift) and,
     with probability ``flip_p``, mirror it.

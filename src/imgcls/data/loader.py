@@ -143,8 +143,23 @@ class IndexedLoader:
         raise NotImplementedError
 
 
+class _Batches:
+    """A batch sampler whose batches are set before each pass: one DataLoader, and so one set of
+    persistent worker processes, serves every epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class FileLoader(IndexedLoader):
-    """Images decoded per sample in ``workers`` processes (0: in this process)."""
+    """Images decoded per sample in ``workers`` processes (0: in this process), started once and kept
+    for every epoch (the keys carry the epoch, so a worker needs no state from the main process)."""
 
     def __init__(
         self,
@@ -158,6 +173,7 @@ class FileLoader(IndexedLoader):
     ) -> None:
         self.split, self.batch, self.plan, self.workers, self.epoch = split, batch, plan, workers, 0
         self.dataset = SampleDataset(split, pre, aug, plan.seed)
+        self._batches, self._loader = _Batches(), None
         self.train = aug is not None
         self.bad_log = bad_log or BadImageLog(total=len(split))
         if self.bad_log.total is None:
@@ -172,17 +188,21 @@ class FileLoader(IndexedLoader):
 
     def iter_from(self, start: int) -> Iterator[Batch]:
         plan = self.plan
-        keys = [[(self.epoch, int(i)) for i in b] for b in plan.batches(len(self.split), self.epoch, start)]
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=keys,
-            num_workers=self.workers,
-            collate_fn=collate_samples,
-            generator=torch.Generator().manual_seed(plan.seed),  # never touch the global RNG
-            worker_init_fn=seed_worker if self.workers else None,
-            prefetch_factor=4 if self.workers else None,
-        )
-        for b, (pixels, index, bad) in enumerate(loader, start=start):
+        if self._loader is None:
+            self._loader = DataLoader(
+                self.dataset,
+                batch_sampler=self._batches,
+                num_workers=self.workers,
+                collate_fn=collate_samples,
+                generator=torch.Generator().manual_seed(plan.seed),  # never touch the global RNG
+                worker_init_fn=seed_worker if self.workers else None,
+                prefetch_factor=4 if self.workers else None,
+                persistent_workers=self.workers > 0,
+            )
+        self._batches.batches = [
+            [(self.epoch, int(i)) for i in b] for b in plan.batches(len(self.split), self.epoch, start)
+        ]
+        for b, (pixels, index, bad) in enumerate(self._loader, start=start):
             self.bad_log.add([(self.split.name(i), reason) for i, reason in bad])
             if pixels is None:
                 continue
@@ -211,7 +231,7 @@ class CachedLoader(IndexedLoader):
         if plan.weights is not None:
             plan = replace(plan, weights=plan.weights[self.keep])
         self.plan = plan
-        self.augment = CachedBatchAugment(pre, aug) if aug is not None else None
+        self.augment = CachedBatchAugment(pre, aug, plan.seed) if aug is not None else None
 
     @property
     def size(self) -> int:
@@ -225,7 +245,7 @@ class CachedLoader(IndexedLoader):
             g = None
             if self.augment is not None:
                 g = batch_generator(self.plan.seed, self.epoch, self.plan.rank, b)
-                x = self.augment(x, g)
+                x = self.augment(x, g, torch.from_numpy(idx), self.epoch)
             images, targets = self.batch(x, targets, g)
             yield Batch(images, targets, torch.from_numpy(idx.astype(np.int64)))
 
@@ -434,6 +454,11 @@ def make_loader(
         batch_size, shuffle, seed, drop_last, rank, world, sample_weights, evaluation=aug is None
     )
     if isinstance(data, ShardSplit):
+        if aug is not None and aug.alt_flip:
+            raise ConfigError(
+                f"alt_flip mirrors each image by its index, and {data.label} is tar shards, streamed without "
+                "one: use --hflip 0.5"
+            )
         if sample_weights is not None:
             raise ConfigError(
                 f"--balanced-sampler draws images by weight from an indexed set, and {data.label} is tar "

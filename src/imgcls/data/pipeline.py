@@ -183,6 +183,7 @@ class AugmentConfig:
     """Training augmentation. ``augment_preset`` fills it for a data set; every field can be overridden."""
 
     hflip: float = 0.0  # probability of a left-right mirror
+    alt_flip: bool = False  # instead: each image mirrored in every other epoch (batch_aug.alternating_flips)
     pad_crop: int = 0  # pixels of zero padding before a random crop of the original size
     rrc: bool = False  # random-resized crop instead of the eval geometry
     rrc_scale: tuple[float, float] = (0.08, 1.0)  # of the image area
@@ -202,6 +203,10 @@ class AugmentConfig:
         if self.auto_augment not in AUTO_AUGMENTS:
             raise ConfigError(
                 f"auto_augment must be one of {', '.join(AUTO_AUGMENTS)}, got {self.auto_augment!r}"
+            )
+        if self.alt_flip and self.hflip:
+            raise ConfigError(
+                f"augment: alt_flip mirrors every other epoch in place of hflip's coin; set hflip to 0 (got {self.hflip})"
             )
         for name in ("hflip", "grayscale", "erasing", "mix_prob", "mix_switch"):
             if not 0 <= getattr(self, name) <= 1:
@@ -314,18 +319,26 @@ class CachedBatchAugment:
     """The geometry and colour part of ``SampleTransform`` on whole uint8 batches of cached images
     (already at the eval geometry). Pillow-only operations (RandAugment / TrivialAugment) still run per image."""
 
-    def __init__(self, pre: Preprocess, aug: AugmentConfig) -> None:
-        self.pre, self.aug = pre, aug
+    def __init__(self, pre: Preprocess, aug: AugmentConfig, seed: int = 0) -> None:
+        self.pre, self.aug, self.seed = pre, aug, seed
         self.pil_ops = Compose(
             [op for op in _color_ops(aug) if not isinstance(op, ColorJitter | RandomGrayscale)]
         )
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, g: torch.Generator, index: torch.Tensor | None = None, epoch: int = 0
+    ) -> torch.Tensor:
+        """``index`` (the images' dataset indices) and ``epoch`` decide the alternating flips."""
         aug = self.aug
         if aug.rrc:
             x = batch_aug.resized_crop(x, g, self.pre.size, aug.rrc_scale, aug.rrc_ratio)
         if aug.pad_crop or aug.hflip:
             x = batch_aug.pad_crop(x, g, aug.pad_crop, aug.hflip)
+        if aug.alt_flip:
+            if index is None:
+                raise ValueError("alternating flips need the images' indices")
+            mask = batch_aug.alternating_flips(index, self.seed, epoch)
+            x = torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
         if aug.auto_augment != "none":
             seed = int(torch.randint(2**62, (), generator=g))
             rng = np.random.default_rng(seed)

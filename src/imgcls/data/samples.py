@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from ..errors import ConfigError, ImgclsError
+from .batch_aug import alternating_flips
 from .decode import BadImageError
 from .pipeline import AugmentConfig, Preprocess, SampleTransform
 from .splits import ArraySplit, FileSplit
@@ -102,6 +103,7 @@ class SampleDataset(Dataset):
         self.split, self.pre, self.seed, self.epoch = split, pre, seed, 0
         self.transform = SampleTransform(pre, aug)
         self.draft = not (aug is not None and aug.rrc)  # RRC zooms in: keep full resolution
+        self.alt_flip = aug is not None and aug.alt_flip
 
     def __len__(self) -> int:
         return len(self.split)
@@ -116,7 +118,10 @@ class SampleDataset(Dataset):
                 img = self.split.image(i, self.pre.mode)
         except BadImageError as e:
             return i, None, e.reason
-        return i, self.transform(img, rng), ""
+        x = self.transform(img, rng)
+        if self.alt_flip and alternating_flips(torch.tensor([i]), self.seed, epoch)[0]:
+            x = x.flip(-1)
+        return i, x, ""
 
 
 def collate_samples(items: list[tuple]) -> tuple[torch.Tensor | None, list, list[tuple[str, str]]]:

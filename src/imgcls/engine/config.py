@@ -41,7 +41,10 @@ class DataConfig:
 
 @dataclass
 class ModelSection:
-    model: str = opt("", "registered model name (imgcls models lists them)")
+    model: str = opt(
+        "",
+        "registered model name (imgcls models lists them; default: chosen from the data and said in the log)",
+    )
     model_args: dict[str, Any] = opt(
         {}, "config overrides of the model, e.g. {drop_rate: 0.2} (--model-arg K=V)"
     )
@@ -77,6 +80,10 @@ class TaskConfig:
 class AugSection:
     augment: str = opt("basic", "augmentation preset: none | basic | strong (fields below override it)")
     hflip: float | None = opt(None, "probability of a left-right flip")
+    alt_flip: bool | None = opt(
+        None,
+        "alternating flip: each image mirrored in every other epoch, a seeded half first (set --hflip 0)",
+    )
     pad_crop: int | None = opt(None, "pad-and-crop padding in pixels")
     rrc: bool | None = opt(None, "random-resized crop")
     rrc_scale: tuple[float, float] | None = opt(None, "random-resized crop area range, e.g. 0.08,1")
@@ -133,6 +140,11 @@ class TrainConfig:
     )
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     ema: float = opt(0.0, "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved")
+    bn_recompute: str = opt(
+        "auto",
+        "auto | on | off: batch-norm statistics recomputed on the training images before each evaluation "
+        "(auto: when an epoch has fewer than 50 steps, too few for the running averages to settle)",
+    )
     early_stop: int = opt(0, "stop after this many epochs without a better val score (0 = off)")
     max_bad_steps: int = opt(5, "abort after this many non-finite losses in a row (each is skipped)")
     save_every: int = opt(0, "also checkpoint every this many steps (0: at the end of each epoch only)")
@@ -152,6 +164,11 @@ class TrainConfig:
     )
     tensorboard: bool = opt(True, "write TensorBoard event files into the run folder")
     progress: bool = opt(True, "show progress bars")
+    test_tta: str = opt(
+        "none",
+        "none | flip | flip-shift: the test split's final evaluation averages the logits of these views "
+        "(flip: each image and its mirror; flip-shift: also shifted one pixel each way, airbench's)",
+    )
     eval_test: bool = opt(True, "evaluate the best weights on the test split at the end, if there is one")
 
 

@@ -38,18 +38,24 @@ class Hook:
 
 class Freeze(Hook):
     """``--freeze`` for the first ``--freeze-epochs`` epochs (all of them when 0), then everything
-    trains; frozen batch norms stay in eval mode (their statistics are part of what is kept)."""
+    trains; frozen batch norms stay in eval mode (their statistics are part of what is kept). A model
+    may also hold some of its parameters in an epoch (``held_parameters(epoch)``: airbench's frozen
+    batch-norm scales and its whitening bias after the first epochs)."""
 
     def __init__(self, spec: str, epochs: int) -> None:
         self.spec, self.epochs = spec, epochs
-        self.active: bool | None = None  # what the parameters are now (None: not yet set)
+        self.active: tuple[bool, tuple[str, ...]] | None = None  # what the parameters are now
 
     def epoch_start(self, t: Trainer) -> None:
-        active = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)
-        if active != self.active:
-            freeze(t.net, self.spec if active else "none")
+        frozen = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)
+        held = tuple(t.net.held_parameters(t.state.epoch)) if hasattr(t.net, "held_parameters") else ()
+        if (frozen, held) != self.active:
+            freeze(t.net, self.spec if frozen else "none")
+            params = dict(t.net.named_parameters())
+            for name in held:
+                params[name].requires_grad_(False)
             t.wrap()  # DDP registers the parameters that train: a change needs a new wrapper
-            self.active = active
+            self.active = (frozen, held)
         t.net.train()
         keep_frozen_norms_eval(t.net)
 
@@ -140,18 +146,39 @@ class EarlyStop(Hook):
 
 
 class Checkpoint(Hook):
-    """checkpoints/last.pt every ``every`` steps (0: never mid-epoch) and at each epoch's end."""
+    """checkpoints/last.pt every ``every`` steps (0: never mid-epoch) and at each epoch's end — but
+    when writing it costs more than ``SHARE`` of the time since the last one (a big optimiser state and
+    short epochs), epoch-end saves wait until enough time has passed, so checkpoints never cost more
+    than that share of a run. The last epoch is always saved; a stop (signal, --stop-after-steps)
+    saves where it is."""
+
+    SHARE = 0.05
 
     def __init__(self, every: int) -> None:
         self.every = every
+        self.last_at = time.perf_counter()
+        self.cost = 0.0
+        self.saved: tuple[int, int] | None = None  # (epoch, batch) of the last save
+
+    def save(self, t: Trainer) -> None:
+        start = time.perf_counter()
+        t.save()
+        self.cost, self.last_at = time.perf_counter() - start, time.perf_counter()
+        self.saved = (t.state.epoch, t.state.batch)
 
     def step(self, t: Trainer, record: dict[str, Any]) -> None:
         if self.every and record["step"] % self.every == 0:
-            t.save()
+            self.save(t)
 
     def epoch_end(self, t: Trainer, record: dict[str, Any]) -> bool:
-        t.save()
+        last = t.budget is None and t.state.epoch >= t.cfg.epochs
+        if last or self.cost <= self.SHARE * (time.perf_counter() - self.last_at):
+            self.save(t)
         return False
+
+    def end(self, t: Trainer, status: str) -> None:
+        if status in ("finished", "early_stopped") and self.saved != (t.state.epoch, t.state.batch):
+            self.save(t)  # an epoch-end save was skipped: the run's final state
 
 
 class ProgressBar(Hook):

@@ -26,7 +26,7 @@ def train_one_epoch(t: Trainer, loader, start: int) -> str | None:
     for b, batch, last in t.batches(loader, start):
         boundary = last or (b + 1) % accum == 0
         x, y = t.inputs(batch)
-        with t.gradient_sync(boundary):
+        with t.clock("train"), t.gradient_sync(boundary):
             loss, logits = t.forward_loss(x, y)
             ok = t.dist.all(math.isfinite(loss.item()))
             finite = finite and ok
@@ -38,7 +38,8 @@ def train_one_epoch(t: Trainer, loader, start: int) -> str | None:
         t.state.batch = b + 1
         record = t.step_record(group)
         if finite:
-            t.optimizer_step(x, y, scale=accum / len(group))  # a short last step is not under-weighted
+            with t.clock("train"):
+                t.optimizer_step(x, y, scale=accum / len(group))  # a short last step is not under-weighted
             t.log_step(record)
             t.call("step", record)
         else:

@@ -29,6 +29,9 @@ class OptimConfig:
     betas: tuple[float, float] = opt((0.9, 0.999), "AdamW betas")
     eps: float = opt(1e-8, "AdamW / RMSprop epsilon")
     decay_norm_bias: bool = opt(False, "also apply weight decay to norm weights and biases (usually off)")
+    bias_lr_scale: float = opt(
+        1.0, "learning-rate factor of the parameters without weight decay: biases and norms (airbench: 64)"
+    )
     layer_decay: float = opt(
         1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)"
     )
@@ -73,7 +76,9 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         g["params"].append(p)
         g["names"].append(name)
         g["weight_decay"] = cfg.weight_decay if decay else 0.0
-        g["lr_scale"] = cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0
+        g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * (
+            1.0 if decay else cfg.bias_lr_scale
+        )
     return [groups[k] for k in sorted(groups)]
 
 

@@ -1,7 +1,7 @@
 """Resolve, then run: a training config with every ``auto`` decided before anything trains.
 
 ``resolve(cfg)`` works on a copy (the caller's config is never changed) and decides, in order: the
-run folder (new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder
+model when none is given (from the data: ``models/default.py``), the run folder (new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder
 ``--out/--name`` names when it holds a checkpoint), the threads, the data and its validation split,
 the task and loss, the image size and colour space, the augmentation, the class weights, the
 model (built once, with its ``--init`` weights; catalogue weights bring their own preprocessing —
@@ -34,6 +34,7 @@ from ..data.source import open_source
 from ..data.splits import DataSource, ShardSplit
 from ..errors import ConfigError, ImgclsError
 from ..models import model_info
+from ..models.default import default_model
 from ..run import RunFolder
 from ..tasks import Task, class_weights_auto, pos_weight_auto
 from ..transfer import create_model, load_pretrained
@@ -77,11 +78,17 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     cfg = copy.deepcopy(cfg)
     dist = dist or Dist.from_env(cfg.device)
     notes: list[str] = []
+    opened = None
     if cfg.resume and cfg.resume != "auto":
         run = RunFolder(Path(cfg.resume))
         cfg = _saved_config(run, cfg)
         resuming = True
     else:
+        if not cfg.model.model and cfg.data.data:
+            opened = open_source(cfg.data.data)
+            name, why = default_model(opened)
+            cfg = replace(cfg, model=replace(cfg.model, model=name))
+            notes.append(f"model: {name} (no --model given; {why})")
         _check(cfg, dist)
         run, resuming = _run_folder(cfg, dist)
         if resuming:
@@ -93,7 +100,7 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     notes.append(f"threads: {threads} per process ({why})")
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
-    source = open_source(cfg.data.data).with_val(cfg.data.val_fraction, cfg.seed)
+    source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
     kind = cfg.task.task
     if kind == "auto":
         kind = "multilabel" if source.multilabel else ("binary" if source.num_classes == 2 else "multiclass")
@@ -208,10 +215,10 @@ def _fetch(entry: Any, dist: Dist, progress: bool) -> Path:
 
 def _check(cfg: TrainConfig, dist: Dist) -> None:
     """What can be refused before anything is made."""
-    if not cfg.model.model:
-        raise ConfigError("no model given: --model NAME (imgcls models lists them)")
     if not cfg.data.data:
         raise ConfigError("no data given: --data SOURCE (e.g. mnist:data/mnist; see the README)")
+    if not cfg.model.model:
+        raise ConfigError("no model given: --model NAME (imgcls models lists them)")
     if cfg.optim.sam and cfg.optim.accum_steps > 1:
         raise ConfigError("SAM with gradient accumulation is not supported: use one or the other")
     if cfg.budget:

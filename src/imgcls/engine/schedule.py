@@ -21,6 +21,9 @@ class ScheduleConfig:
         "cosine", "cosine | linear | step | onecycle | plateau | constant (all per iteration)"
     )
     warmup_epochs: float = opt(0.0, "linear warm-up from lr * warmup_start over this many epochs")
+    warmup_fraction: float = opt(
+        0.0, "warm up over this share of the run instead of warmup_epochs (airbench: 0.23); follows --epochs"
+    )
     warmup_start: float = opt(0.01, "warm-up starts at this fraction of the peak rate")
     min_lr: float = opt(0.0, "cosine / linear floor, as a fraction of the peak rate")
     step_every: float = opt(30.0, "step schedule: multiply by step_gamma every this many epochs")
@@ -45,9 +48,14 @@ class Scheduler:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
         self.optimizer, self.cfg, self.peak = optimizer, cfg, peak_lr
         self.total, self.per_epoch = max(1, total_steps), max(1, steps_per_epoch)
-        self.warmup = round(cfg.warmup_epochs * self.per_epoch)
+        self.warmup = self._warmup_steps()
         self.step_count, self.plateau_scale, self.best, self.bad_epochs = 0, 1.0, -math.inf, 0
         self._apply()
+
+    def _warmup_steps(self) -> int:
+        if self.cfg.warmup_fraction:
+            return round(self.cfg.warmup_fraction * self.total)
+        return round(self.cfg.warmup_epochs * self.per_epoch)
 
     def factor(self, step: int) -> float:
         c = self.cfg
@@ -81,6 +89,7 @@ class Scheduler:
     def set_total(self, total: int) -> None:
         """Move the schedule's end (``--budget`` plans it from measured step times)."""
         self.total = max(1, total)
+        self.warmup = self._warmup_steps()
         self._apply()
 
     def epoch_end(self, metric: float | None) -> None:
@@ -112,5 +121,6 @@ class Scheduler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count, self.plateau_scale = state["step"], state["plateau_scale"]
         self.total = state.get("total", self.total)
+        self.warmup = self._warmup_steps()
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
         self._apply()

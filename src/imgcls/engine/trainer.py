@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ from torch import nn
 
 from ..amp import autocast
 from ..data.loader import make_loader
+from ..errors import ConfigError
 from ..features import FeatureLoader, classifier_layer, extract
 from ..fileio import load_safe, save_atomic
 from ..models.base import Classifier
 from ..progress import progress_bar
 from ..run import RunMeta
 from ..version import __version__
+from .bn_stats import FEW_STEPS, recompute, training_norms
 from .budget import Budget, parse_duration
 from .checkpoint import first_non_finite, rng_state, set_rng_state
 from .config import TrainConfig
@@ -58,6 +61,8 @@ from .resolve import ResolvedConfig, resolve
 from .schedule import Scheduler
 from .signals import GracefulStop
 
+FIT_IMAGES = 5000  # training images a data-fitted layer (airbench's whitening) is computed from
+BN_BATCHES = 100  # batches of training images a batch-norm recomputation averages over, at most
 AUX_WEIGHT = 0.3  # auxiliary heads' share of the loss (GoogLeNet's 0.3)
 
 __all__ = ["TrainResult", "Trainer", "TrainingDivergedError", "train"]
@@ -105,10 +110,11 @@ class TrainForward(nn.Module):
 
 
 class Clock:
-    """Where the wall time goes: named sections timed around the work, the rest is the step."""
+    """Where the wall time goes: named sections timed around the work (the training steps' forward,
+    backward and optimiser step; waiting for data; evaluation; checkpoints); the rest is the loop's."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {"data": 0.0, "eval": 0.0, "checkpoint": 0.0}
+        self.seconds: dict[str, float] = {"data": 0.0, "train": 0.0, "eval": 0.0, "checkpoint": 0.0}
 
     @contextlib.contextmanager
     def __call__(self, section: str) -> Iterator[None]:
@@ -150,6 +156,10 @@ class Trainer:
             self.net = self.model
         cfg = self.cfg
         self.steps_per_epoch = math.ceil(len(self.train_loader()) / cfg.optim.accum_steps)
+        self.notes = list(r.notes)
+        cfg = self.cfg = replace(cfg, bn_recompute=self._bn_recompute())
+        if hasattr(self.model, "fit_data") and not r.resuming and not cfg.model.init and not self.probe:
+            self.fit_model_to_data()
         # over every parameter: frozen ones get no gradient, so the optimiser leaves them as they are
         # until --freeze-epochs ends and they thaw
         self.optimizer = build_optimizer(self.net, cfg.optim)
@@ -186,6 +196,38 @@ class Trainer:
     def size_at(self, epoch: int) -> int:
         return self.r.size_at(epoch)
 
+    def fit_model_to_data(self) -> None:
+        """A model that sets part of itself from the data (airbench's whitening layer) gets the first
+        FIT_IMAGES training images, not augmented, in the seeded order of epoch 0. (Under torchrun each
+        rank fits on its own share; DistributedDataParallel then gives every rank rank 0's.)"""
+        clean = self.loader("train", self.size_at(0), augment=False)
+        clean.set_epoch(0)
+        images = list(itertools.islice((b.images for b in clean.iter_from(0)),
+                                       math.ceil(FIT_IMAGES / max(1, self.cfg.batch_size))))  # fmt: skip
+        x = torch.cat(images)[:FIT_IMAGES]
+        self.model.fit_data(x.to(self.device))
+        self.notes.append(
+            f"model: {self.cfg.model.model} fitted to {len(x):,} training images (its whitening layer)"
+        )
+
+    def _bn_recompute(self) -> str:
+        """--bn-recompute decided ("on" | "off"), with the reason in the log when auto turns it on."""
+        mode = self.cfg.bn_recompute
+        if mode not in ("auto", "on", "off"):
+            raise ConfigError(f"bn_recompute must be auto, on or off, got {mode!r}")
+        if self.probe or not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules()
+        ):
+            return "off"
+        if mode == "auto":
+            mode = "on" if self.steps_per_epoch < FEW_STEPS else "off"
+            if mode == "on":
+                self.notes.append(
+                    f"batch norm: statistics recomputed on the training images before each evaluation "
+                    f"({self.steps_per_epoch} steps per epoch are too few for the running averages to settle)"
+                )
+        return mode
+
     def say(self, text: str, always: bool = False) -> None:
         """A line of the log (rank 0; with ``always`` even when progress is not shown)."""
         if self.dist.is_main and (self.cfg.progress or always):
@@ -199,31 +241,33 @@ class Trainer:
         return any([bool(getattr(h, point)(self, *args)) for h in self.hooks])
 
     # ---- data ----------------------------------------------------------------------------------
-    def loader(self, split: str, size: int) -> Any:
-        key = (split, size)
+    def loader(self, split: str, size: int, augment: bool = True) -> Any:
+        """The split's loader at this input size; training's augments and shuffles unless not ``augment``."""
+        key = (split, size, augment)
         if key not in self._loaders:
             self._loaders[key] = (
-                self._feature_loader(split) if self.probe else self._image_loader(split, size)
+                self._feature_loader(split) if self.probe else self._image_loader(split, size, augment)
             )
         return self._loaders[key]
 
     def train_loader(self) -> Any:
         return self.loader("train", self.size_at(self.state.epoch))
 
-    def _image_loader(self, split: str, size: int) -> Any:
+    def _image_loader(self, split: str, size: int, augment: bool = True) -> Any:
         cfg, dist = self.cfg, self.dist
+        training = split == "train" and augment
         pre = self.pre if size == self.pre.size else replace(self.pre, size=size)
         try:
             more_than_a_batch = len(self.source.split(split)) > cfg.batch_size
         except TypeError:  # streamed shards of unknown length
             more_than_a_batch = True
         return make_loader(
-            self.source, split, pre, self.aug if split == "train" else None, cfg.batch_size, seed=cfg.seed,
-            workers=self.r.workers, drop_last=split == "train" and more_than_a_batch, rank=dist.rank,
+            self.source, split, pre, self.aug if training else None, cfg.batch_size, seed=cfg.seed,
+            shuffle=split == "train", workers=self.r.workers, drop_last=training and more_than_a_batch, rank=dist.rank,
             world=dist.world, on_bad_image=cfg.data.on_bad_image, max_bad_fraction=cfg.data.max_bad_fraction,
             bad_report=self.run.bad_images if dist.is_main else None,
             smoothing=cfg.task.label_smoothing if self.task.kind == "multiclass" else 0.0,
-            sample_weights=self.r.sample_weights if split == "train" else None,
+            sample_weights=self.r.sample_weights if training else None,
             progress=cfg.progress and dist.is_main,
         )  # fmt: skip
 
@@ -352,16 +396,17 @@ class Trainer:
             hooks.append(self.budget)
         return hooks
 
-    def fit(self) -> TrainResult:
+    def fit(self, hooks: Sequence[Hook] = ()) -> TrainResult:
+        """Train to the end (or a stop); ``hooks`` run after the default ones (imgcls tune's pruning)."""
         cfg, status = self.cfg, "finished"
         started = process_age()
         fit_start = time.perf_counter()
         self.budget = Budget(parse_duration(cfg.budget), started) if cfg.budget else None
-        for note in self.r.notes:
+        for note in self.notes:
             self.say(f"imgcls: {note}", always=True)
         with GracefulStop() as stop, progress_bar(disable=not (cfg.progress and self.dist.is_main)) as bar:
             self.stop, self.bar = stop, bar
-            self.hooks = self.default_hooks()
+            self.hooks = [*self.default_hooks(), *hooks]
             if cfg.progress and self.dist.is_main:
                 self.hooks.append(ProgressBar(bar))
             self.call("start")
@@ -414,6 +459,8 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         with self.clock("eval"):
+            if self.cfg.bn_recompute == "on":
+                self.recompute_bn()
             self.dist.average_buffers(self.model)  # each rank's batch-norm statistics saw its own share
             if self.ema is not None:
                 self.dist.average_buffers(self.ema.module)
@@ -421,6 +468,16 @@ class Trainer:
             return evaluate(
                 self.eval_model, val, self.task, self.device, self.precision, self.channels_last, self.dist
             )
+
+    def recompute_bn(self) -> None:
+        """The evaluated model's training batch-norm layers' statistics, averaged over this rank's
+        share of the training images (not augmented; at most BN_BATCHES batches of them, in the
+        seeded order of the epoch) with the current weights."""
+        names = training_norms(self.model)
+        clean = self.loader("train", self.size_at(self.cfg.epochs - 1), augment=False)  # the evaluated size
+        clean.set_epoch(self.state.epoch)
+        batches = (b.images for b in itertools.islice(clean.iter_from(0), BN_BATCHES))
+        recompute(self.eval_model, names, batches, self.device, self.precision, self.channels_last)
 
     def test(self) -> dict[str, float]:
         """The best weights on the test split, written to test_metrics.json."""
@@ -431,9 +488,10 @@ class Trainer:
         model = self.net if self.probe else self.model
         with self.clock("eval"):
             metrics = evaluate(model, self.loader("test", self.size_at(self.cfg.epochs - 1)), self.task, self.device,
-                               self.precision, self.channels_last, self.dist)  # fmt: skip
+                               self.precision, self.channels_last, self.dist, tta=self.cfg.test_tta)  # fmt: skip
         if self.dist.is_main:
-            self.run.write_json(self.run.test_metrics, metrics)
+            tta = {"tta": self.cfg.test_tta} if self.cfg.test_tta != "none" else {}
+            self.run.write_json(self.run.test_metrics, {**metrics, **tta})
         return metrics
 
     def merge_bad_images(self) -> None:
@@ -453,19 +511,20 @@ class Trainer:
         """Where the wall time went, printed and written to timings.json."""
         c = self.clock.seconds
         startup = started  # process start until fit(): imports, data, model, precision trial
-        step = max(fit_seconds - c["data"] - c["eval"] - c["checkpoint"], 0.0)
+        other = max(fit_seconds - c["data"] - c["train"] - c["eval"] - c["checkpoint"], 0.0)
         parts = {
             "startup": startup,
             "data": c["data"],
-            "train": step,
+            "train": c["train"],
             "eval": c["eval"],
             "checkpoint": c["checkpoint"],
+            "other": other,  # the loop around the steps: logs, hooks, the progress bar, epoch set-up
         }
         total = startup + fit_seconds
         if self.dist.is_main:
             self.run.write_json(self.run.timings, {"total": total, **parts})
         names = {"startup": "start-up", "data": "waiting for data", "train": "training steps",
-                 "eval": "evaluation", "checkpoint": "checkpoints"}  # fmt: skip
+                 "eval": "evaluation", "checkpoint": "checkpoints", "other": "the rest"}  # fmt: skip
         self.say(
             f"time: {total:.1f} s = " + ", ".join(f"{names[k]} {v:.1f} s" for k, v in parts.items()),
             always=True,

@@ -1,6 +1,7 @@
 """Imports every family module so that each registers its variants."""
 
 from . import (  # noqa: F401
+    airbench,
     alexnet,
     cct,
     coatnet,
