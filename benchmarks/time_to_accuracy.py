@@ -97,10 +97,11 @@ def main() -> None:
     ap.add_argument("--preset", required=True, choices=sorted(TARGETS))
     ap.add_argument("--data", required=True)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--target", type=float, help="the accuracy a run must reach (default: the preset's)")
     ap.add_argument("--tag", default="", help="a name for this variant's result file (default: the preset)")
     ap.add_argument("extra", nargs="*", help="options passed to imgcls train (after --)")
     args = ap.parse_args()
-    target = TARGETS[args.preset]
+    target = args.target or TARGETS[args.preset]
     result: dict = {"preset": args.preset, "data": args.data, "extra": args.extra, "target": target}
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "runs"

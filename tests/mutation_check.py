@@ -24,6 +24,7 @@ RESUME = "tests/engine/test_trainer.py::test_exact_resume_with_options"
 DDP = "tests/engine/test_distributed.py"
 SPEEDRUN = "tests/engine/test_speedrun.py"
 SMALL = "tests/engine/test_small_sets.py"
+LOADER = "tests/data/test_loader.py"
 
 # name: (file, original text, mutated text, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
@@ -163,6 +164,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    return pair(x) / 2 + pair(padded[..., :h, :w]) / 4 + pair(padded[..., 2:, 2:]) / 4",
         "    return pair(x)",
         [f"{SPEEDRUN}::test_test_time_views_are_the_stated_averages"],
+    ),
+    "workers-restarted-each-epoch": (
+        "data/loader.py",
+        "                persistent_workers=self.workers > 0,",
+        "                persistent_workers=False,",
+        [f"{LOADER}::test_worker_processes_serve_every_epoch"],
+    ),
+    "decoded-pixels-not-shared": (
+        "data/cache.py",
+        "    _IN_USE[str(data)] = pixels\n    return pixels, keep",
+        "    return pixels, keep",
+        [f"{LOADER}::test_loaders_of_one_split_share_its_decoded_pixels"],
+    ),
+    "folded-norm-kept": (
+        "models/fold_bn.py",
+        "        _replace(model, norm_name, nn.Identity())",
+        "        pass",
+        ["tests/models/test_fold_bn.py"],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

@@ -56,6 +56,14 @@ def test_every_mode_and_backend_measures(mode: str, backend: str, precision: str
     assert row["peak_memory_mb"] > 0
 
 
+def test_inference_in_our_defaults_folds_the_batch_norms() -> None:
+    row = measure_one(
+        "resnet20", asdict(BenchSpec(mode="both", precision="fp32", compare_eager=True, **QUICK))
+    )
+    assert row["infer_folded_norms"] == 19  # every conv-norm pair; the eager baseline keeps its norms
+    assert "eager_infer_folded_norms" not in row and row["train_samples_per_sec"] > 0
+
+
 def test_onnx_needs_inference_mode() -> None:
     with pytest.raises(Exception, match="inference only"):
         BenchSpec(backend="onnx", mode="both").check()

@@ -96,6 +96,45 @@ def test_workers_do_not_change_the_batches(model: str) -> None:
     assert not torch.equal(runs[0][0][0], other_epoch[0][0])
 
 
+def test_loaders_of_one_split_share_its_decoded_pixels() -> None:
+    """A run's augmented training loader and its plain one (batch-norm statistics, the whitening fit)
+    hold the decoded images once, not twice."""
+    src = open_source(FOLDER)
+    pre = pre_for("resnet20")
+    augmented = make_loader(src, "train", pre, augment_preset("basic", 32, 3), 8, cache=True)
+    plain = make_loader(src, "train", pre, None, 8, cache=True)
+    assert isinstance(augmented, CachedLoader) and isinstance(plain, CachedLoader)
+    assert augmented.pixels is plain.pixels
+    test = make_loader(src, "test", pre, None, 8, cache=True)
+    assert not np.shares_memory(test.pixels, plain.pixels)
+
+
+def test_worker_processes_serve_every_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One set of worker processes for the whole run: starting them again each epoch cost seconds per
+    epoch on a photo folder (issue 17). Each batch is collated in a worker, which writes down its pid."""
+    import os
+
+    import imgcls.data.loader as loader_module
+
+    log = tmp_path / "pids.txt"
+    collate = loader_module.collate_samples
+
+    def collate_and_log(samples):
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return collate(samples)
+
+    monkeypatch.setattr(loader_module, "collate_samples", collate_and_log)
+    src = open_source(FOLDER)
+    loader = make_loader(src, "train", pre_for("resnet18", img_size=48), None, 16, workers=1, cache=False)
+    assert isinstance(loader, FileLoader)
+    epochs = [epoch_tensors(loader, epoch=e) for e in range(3)]
+    assert all(len(e) == len(loader) for e in epochs)
+    pids = log.read_text().split()
+    assert len(pids) == 3 * len(loader)
+    assert len(set(pids)) == 1 and pids[0] != str(os.getpid())  # one worker, the same one each epoch
+
+
 @pytest.mark.parametrize("cache", [True, False])
 def test_resuming_mid_epoch_gives_the_rest_of_the_epoch(cache: bool) -> None:
     src = open_source(FOLDER)

@@ -1,7 +1,8 @@
 """One model measured in its own fresh process (so that its peak memory is its own and no model
 warms the caches of the next): inference at batch N and batch 1, a training step at batch N, in our
 defaults (``--precision auto``: bf16 autocast where the device computes bf16 natively, channels_last
-for conv nets) and, with ``compare_eager``, in plain fp32 contiguous eager PyTorch beside it."""
+for conv nets; for inference, batch norms folded into their convs) and, with ``compare_eager``, in
+plain fp32 contiguous eager PyTorch beside it."""
 
 from __future__ import annotations
 
@@ -100,15 +101,14 @@ def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
     modes = ("infer", "train") if spec.mode == "both" else (spec.mode,)
     for mode in modes:
         candidates = candidates_for(model, spec.precision, spec.backend, device)
-        measured = {c: _measure(model, mode, spec, c[0], c[1], spec.backend, chans, size, flops, device, "")
-                    for c in candidates}  # fmt: skip
+        measured = {c: _measure(model, mode, spec, c[0], c[1], spec.backend, chans, size, flops, device, "",
+                                fold=True) for c in candidates}  # fmt: skip
         best = max(measured, key=lambda c: measured[c][f"{mode}_samples_per_sec"])
         row.update(measured[best])
         row[f"{mode}_precision"] = best[0] + (" + channels_last" if best[1] else "")
         if spec.compare_eager:
-            eager = measured.get(("fp32", False)) if spec.backend == "torch" else None
-            eager = eager or _measure(
-                model, mode, spec, "fp32", False, "torch", chans, size, flops, device, ""
+            eager = _measure(
+                model, mode, spec, "fp32", False, "torch", chans, size, flops, device, "", fold=False
             )
             row.update({f"eager_{k}": v for k, v in eager.items()})
             row[f"{mode}_speedup"] = round(
@@ -119,12 +119,19 @@ def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure(model: Any, mode: str, spec: BenchSpec, precision: str, cl: bool, backend: str, chans: int,
-             size: int, flops: float, device: Any, prefix: str) -> dict[str, Any]:  # fmt: skip
+             size: int, flops: float, device: Any, prefix: str, fold: bool) -> dict[str, Any]:  # fmt: skip
+    import copy
+
     import torch
 
     from ..amp import autocast
+    from ..models.fold_bn import fold_batch_norms
     from .timing import time_calls
 
+    out: dict[str, Any] = {}
+    if mode == "infer" and fold and backend == "torch":  # on a copy: the training measurement needs the norms
+        model = copy.deepcopy(model).eval()
+        out[f"{prefix}infer_folded_norms"] = fold_batch_norms(model)
     fmt = torch.channels_last if cl else torch.contiguous_format
     model = model.to(memory_format=fmt)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -132,7 +139,6 @@ def _measure(model: Any, mode: str, spec: BenchSpec, precision: str, cl: bool, b
     def inputs(batch: int) -> torch.Tensor:
         return torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=fmt)
 
-    out: dict[str, Any] = {}
     if mode == "infer":
         model.eval()
         run = _inference_runner(model, backend, precision, device, chans, size)

@@ -16,7 +16,7 @@ COLUMNS = [
     "train_img_size", "train_batch_size", "train_samples_per_sec", "train_step_time", "train_step_spread",
     "train_gflops_per_sec", "eager_infer_samples_per_sec", "eager_infer_b1_latency_ms", "eager_train_samples_per_sec",
     "infer_speedup", "train_speedup", "peak_memory_mb", "top1", "val_top1", "budget_wall_s", "budget_epochs",
-    "infer_precision", "train_precision", "backend", "threads", "device",
+    "infer_precision", "infer_folded_norms", "train_precision", "backend", "threads", "device",
 ]  # fmt: skip
 
 

@@ -6,6 +6,8 @@ folders and label files are decoded by worker processes and the result is saved 
 (``$IMGCLS_CACHE`` or ``~/.cache/imgcls``) under a key made of every file's path, size and
 modification time and the preprocessing, so a second run (or a second epoch of another run) reads
 it back in a fraction of a second — memory-mapped when it is larger than ``max_memory`` bytes.
+Within a process every loader of the same split and preprocessing shares one array (a run's augmented
+training loader and its plain one, for batch-norm statistics, hold the pixels once).
 Files that do not decode are left out (under ``on_bad_image=skip``) and remembered with the cache.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from .samples import BadImageLog, SampleDataset, collate_samples, seed_worker
 from .splits import ArraySplit, FileSplit
 
 CACHE_VERSION = 1
+_IN_USE: weakref.WeakValueDictionary[str, np.ndarray] = weakref.WeakValueDictionary()  # cache file -> array
 
 
 def cache_dir() -> Path:
@@ -72,8 +76,11 @@ def decoded_pixels(
     if data.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
         bad_log.add([(b["file"], b["reason"]) for b in info["bad"]])
-        mmap = "r" if data.stat().st_size > max_memory else None
-        return np.load(data, mmap_mode=mmap), np.asarray(info["keep"], dtype=np.int64)
+        pixels = _IN_USE.get(str(data))
+        if pixels is None:
+            pixels = np.load(data, mmap_mode="r" if data.stat().st_size > max_memory else None)
+            _IN_USE[str(data)] = pixels
+        return pixels, np.asarray(info["keep"], dtype=np.int64)
     pixels, keep, bad = _decode_files(split, pre, bad_log, workers, progress)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{key}.{os.getpid()}.tmp.npy"
@@ -82,6 +89,7 @@ def decoded_pixels(
     meta_tmp = meta.with_suffix(f".{os.getpid()}.tmp")
     meta_tmp.write_text(json.dumps({"source": split.label, "keep": keep.tolist(), "bad": bad}))
     os.replace(meta_tmp, meta)
+    _IN_USE[str(data)] = pixels
     return pixels, keep
 
 
