@@ -183,6 +183,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        pass",
         ["tests/models/test_fold_bn.py"],
     ),
+    "test-eval-in-training-precision": (
+        "engine/trainer.py",
+        '                               "fp32", False, self.dist, tta=self.cfg.test_tta)',
+        "                               self.precision, self.channels_last, self.dist, tta=self.cfg.test_tta)",
+        ["tests/test_predict.py::test_a_bf16_run_records_the_test_figures_eval_gives"],
+    ),
     "wrapper-groups-copied": (
         "engine/optim.py",
         "        return self.base.param_groups",

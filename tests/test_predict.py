@@ -71,6 +71,22 @@ def test_prediction_equals_the_evaluation_output(mnist_run: Path, tmp_path: Path
     )
 
 
+def test_a_bf16_run_records_the_test_figures_eval_gives(tmp_path: Path) -> None:
+    """Trained in bf16, a run's test_metrics.json is still what `imgcls eval` (fp32) gives for its
+    weights: the training's test evaluation runs in fp32, not in the training precision."""
+    fixture = ROOT / "tests" / "fixtures" / "mnist"
+    r = subprocess.run(
+        [sys.executable, "-m", "imgcls", "train", "--data", f"mnist:{fixture}", "--model", "lenet5", "--epochs", "1",
+         "--precision", "bf16", "--out", str(tmp_path), "--no-progress", "--no-tensorboard"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "lenet5"
+    recorded = json.loads((run / "test_metrics.json").read_text())
+    result = evaluate_run(run, split="test", out=tmp_path / "eval", report=False, progress=False)
+    assert abs(result.metrics["loss"] - recorded["loss"]) < 1e-6  # bf16 would differ in the third digit
+
+
 def test_cli_predict_folder_of_1000_with_bad_files(
     mnist_run: Path, digits: tuple[Path, np.ndarray], tmp_path: Path
 ) -> None:
