@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from imgcls.bench import BenchSpec, bench_models
-from imgcls.bench.roofline import roofline
+from imgcls.bench.roofline import processor_name, roofline
 
 MODELS = (
     "resnet18,resnet50,mobilenet_v2,efficientnet_b0,vit_small_patch16_224,swin_t,convnext_tiny,densenet121"
@@ -48,7 +47,7 @@ def main() -> None:
         json.dumps({"roofline_gflops": roof, "rows": rows, "compiled": compiled}, indent=1) + "\n"
     )
     lines = [
-        f"# imgcls bench on this CPU ({cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__})",
+        f"# imgcls bench on this CPU ({processor_name(torch.device('cpu'))}, {os.cpu_count()} cores, torch {torch.__version__})",
         "",
         "`.venv/bin/python benchmarks/bench_cpu.py` — batch 32, 224x224, the median of timed calls after two",
         "warm-up calls; eager = plain fp32 contiguous PyTorch; ours = `imgcls bench --precision auto` (the faster of",
@@ -75,20 +74,6 @@ def main() -> None:
     lines += targets(rows, roof, compiled)
     OUT.write_text("\n".join(lines) + "\n")
     print(OUT.read_text())
-
-
-def cpu_name() -> str:
-    """The model name and bf16 units of this CPU, from /proc/cpuinfo where there is one."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next(
-        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
-    )
-    flags = set(next((line for line in info.splitlines() if line.startswith("flags")), "").split())
-    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name or platform.machine()}; {', '.join(units) or 'no native bf16'}"
 
 
 def targets(rows: list[dict], roof: dict, compiled: list[dict]) -> list[str]:

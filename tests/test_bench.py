@@ -53,7 +53,7 @@ def test_every_mode_and_backend_measures(mode: str, backend: str, precision: str
         assert row[f"{mode if mode != 'both' else 'infer'}_precision"] == "fp32"
     if mode == "infer":
         assert row["infer_b1_latency_ms"] > 0 and row["infer_gflops_per_sec"] > 0
-    assert row["peak_memory_mb"] > 0
+    assert row["peak_memory_mb"] > 0 and row["threads"] >= 1 and row["processor"]
 
 
 def test_inference_in_our_defaults_folds_the_batch_norms() -> None:

@@ -79,6 +79,7 @@ def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
     from ..analysis.complexity import count_flops
     from ..analysis.zoo_table import describe_models
     from ..transfer import create_model
+    from .roofline import processor_name
 
     spec = BenchSpec(**spec_dict)
     if spec.threads:
@@ -96,7 +97,7 @@ def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
         "model": name, "param_count": round(described["params"] / 1e6, 2), "infer_gmacs": round(flops / 2e9, 3),
         "gflops": round(flops / 1e9, 3), "infer_img_size": size, "train_img_size": size,
         "infer_batch_size": spec.batch_size, "train_batch_size": spec.batch_size, "backend": spec.backend,
-        "threads": torch.get_num_threads(), "device": str(device),
+        "threads": torch.get_num_threads(), "device": str(device), "processor": processor_name(device),
     }  # fmt: skip
     modes = ("infer", "train") if spec.mode == "both" else (spec.mode,)
     for mode in modes:

@@ -16,7 +16,7 @@ COLUMNS = [
     "train_img_size", "train_batch_size", "train_samples_per_sec", "train_step_time", "train_step_spread",
     "train_gflops_per_sec", "eager_infer_samples_per_sec", "eager_infer_b1_latency_ms", "eager_train_samples_per_sec",
     "infer_speedup", "train_speedup", "peak_memory_mb", "top1", "val_top1", "budget_wall_s", "budget_epochs",
-    "infer_precision", "infer_folded_norms", "train_precision", "backend", "threads", "device",
+    "infer_precision", "infer_folded_norms", "train_precision", "backend", "threads", "device", "processor",
 ]  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def render(rows: list[dict[str, Any]], roofline: dict[str, float]) -> None:
     first = rows[0] if rows else {}
     roof = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in roofline.items())
     console.print(
-        f"batch {first.get('infer_batch_size', '-')}, {first.get('threads', '-')} threads on {first.get('device', '-')}; "
+        f"batch {first.get('infer_batch_size', '-')}, {first.get('threads', '-')} threads on {first.get('processor', first.get('device', '-'))}; "
         f"median of repeated calls after warm-up (spread in --json/--csv). Roofline (square matmul): {roof}. "
         "x: our defaults (auto: the faster of bf16 and fp32, measured) over plain fp32 eager.",
         style="dim",
