@@ -10,11 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
+from imgcls.amp import cpu_has_bf16
 from imgcls.analysis.zoo_table import describe_models
 from imgcls.bench import BenchSpec
 from imgcls.bench.measure import measure_one
 from imgcls.bench.report import pareto
+from imgcls.bench.roofline import processor_name
 from imgcls.cli import main
 from support import FOLDER
 
@@ -64,6 +67,12 @@ def test_inference_in_our_defaults_folds_the_batch_norms() -> None:
     assert "eager_infer_folded_norms" not in row and row["train_samples_per_sec"] > 0
 
 
+def test_the_processor_is_named_with_its_bf16_units() -> None:
+    """The label every row and table carries: bf16 named exactly where the CPU computes it natively."""
+    name = processor_name(torch.device("cpu"))
+    assert name and ("bf16" in name.replace("no native bf16", "")) == cpu_has_bf16()
+
+
 def test_onnx_needs_inference_mode() -> None:
     with pytest.raises(Exception, match="inference only"):
         BenchSpec(backend="onnx", mode="both").check()
@@ -84,6 +93,7 @@ def test_the_command_writes_table_csv_json_and_report(
                  "--compare-eager", "--csv", out[0], "--json", out[1], "--report", out[2], "--no-progress"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "imgcls bench (2 models)" in printed and "Roofline (square matmul): fp32" in printed
+    assert f"threads on {processor_name(torch.device('cpu'))}" in " ".join(printed.split())
     rows = list(csv.DictReader(open(out[0])))
     assert [r["model"] for r in rows] == ["lenet5", "resnet20"]
     for column in (
