@@ -15,7 +15,7 @@ import torch
 from imgcls.amp import cpu_has_bf16
 from imgcls.analysis.zoo_table import describe_models
 from imgcls.bench import BenchSpec
-from imgcls.bench.measure import measure_one
+from imgcls.bench.measure import measure_one, with_eager
 from imgcls.bench.report import pareto
 from imgcls.bench.roofline import processor_name
 from imgcls.cli import main
@@ -44,8 +44,8 @@ def test_params_and_gflops_are_imgcls_models(name: str) -> None:
     ],
 )
 def test_every_mode_and_backend_measures(mode: str, backend: str, precision: str) -> None:
-    row = measure_one("lenet5", asdict(BenchSpec(mode=mode, backend=backend, precision=precision, compare_eager=True,
-                                                 **QUICK)))  # fmt: skip
+    spec = asdict(BenchSpec(mode=mode, backend=backend, precision=precision, compare_eager=True, **QUICK))
+    row = with_eager(measure_one("lenet5", spec), measure_one("lenet5", spec, "eager"))
     for m in ("infer", "train") if mode == "both" else (mode,):
         assert row[f"{m}_samples_per_sec"] > 0 and row[f"eager_{m}_samples_per_sec"] > 0
         assert row[f"{m}_speedup"] == round(
@@ -60,9 +60,8 @@ def test_every_mode_and_backend_measures(mode: str, backend: str, precision: str
 
 
 def test_inference_in_our_defaults_folds_the_batch_norms() -> None:
-    row = measure_one(
-        "resnet20", asdict(BenchSpec(mode="both", precision="fp32", compare_eager=True, **QUICK))
-    )
+    spec = asdict(BenchSpec(mode="both", precision="fp32", compare_eager=True, **QUICK))
+    row = with_eager(measure_one("resnet20", spec), measure_one("resnet20", spec, "eager"))
     assert row["infer_folded_norms"] == 19  # every conv-norm pair; the eager baseline keeps its norms
     assert "eager_infer_folded_norms" not in row and row["train_samples_per_sec"] > 0
 

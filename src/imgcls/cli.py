@@ -11,6 +11,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, ImgclsError
+from .memory import keep_freed_memory
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
@@ -820,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    keep_freed_memory()  # every command's tensors: reused, not re-faulted from the kernel (see memory.py)
     try:
         return int(args.func(args) or 0)
     except ImgclsError as e:

@@ -1,8 +1,8 @@
 """One model measured in its own fresh process (so that its peak memory is its own and no model
 warms the caches of the next): inference at batch N and batch 1, a training step at batch N, in our
 defaults (``--precision auto``: bf16 autocast where the device computes bf16 natively, channels_last
-for conv nets; for inference, batch norms folded into their convs) and, with ``compare_eager``, in
-plain fp32 contiguous eager PyTorch beside it."""
+for conv nets; for inference, batch norms folded into their convs; freed memory kept for reuse) and,
+with ``compare_eager``, in plain fp32 contiguous eager PyTorch beside it, in a process of its own."""
 
 from __future__ import annotations
 
@@ -46,16 +46,36 @@ class BenchSpec:
 
 
 def bench_models(names: list[str], spec: BenchSpec, progress: bool = True) -> list[dict[str, Any]]:
-    """A row per model (timm's column names; see ``table.py``), each measured in a new process."""
+    """A row per model (timm's column names; see ``table.py``). Our defaults are measured in a new
+    process per model, and plain eager (``compare_eager``) in another, so that neither warms the caches
+    of the other and eager runs with PyTorch's own allocator behaviour (see ``imgcls.memory``)."""
     from ..progress import track
 
     spec.check()
     rows = []
     context = multiprocessing.get_context("spawn")
+    variants = ("ours", "eager") if spec.compare_eager else ("ours",)
     for name in track(names, "benchmarking", disable=not progress or len(names) < 2, unit="model"):
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            rows.append(pool.submit(measure_one, name, asdict(spec)).result())
+        measured = {}
+        for variant in variants:
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                measured[variant] = pool.submit(measure_one, name, asdict(spec), variant).result()
+        rows.append(with_eager(measured["ours"], measured.get("eager")))
     return rows
+
+
+def with_eager(ours: dict[str, Any], eager: dict[str, Any] | None) -> dict[str, Any]:
+    """Our row with the eager measurement's ``eager_`` columns and the speed-up of each mode beside it."""
+    row = dict(ours)
+    if eager is None:
+        return row
+    row.update({k: v for k, v in eager.items() if k.startswith("eager_")})
+    for mode in ("infer", "train"):
+        if f"eager_{mode}_samples_per_sec" in eager and f"{mode}_samples_per_sec" in row:
+            row[f"{mode}_speedup"] = round(
+                row[f"{mode}_samples_per_sec"] / eager[f"eager_{mode}_samples_per_sec"], 2
+            )
+    return row
 
 
 def candidates_for(model: Any, precision: str, backend: str, device: Any) -> list[tuple[str, bool]]:
@@ -73,15 +93,20 @@ def candidates_for(model: Any, precision: str, backend: str, device: Any) -> lis
     return [bf16, ("fp32", False)] if device.type == "cuda" or cpu_has_bf16() else [("fp32", False)]
 
 
-def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
+def measure_one(name: str, spec_dict: dict[str, Any], variant: str = "ours") -> dict[str, Any]:
+    """One model's row: ``ours`` measures our defaults (freed memory kept, the precision candidates,
+    folded norms), ``eager`` plain fp32 contiguous PyTorch (its columns prefixed ``eager_``)."""
     import torch
 
     from ..analysis.complexity import count_flops
     from ..analysis.zoo_table import describe_models
+    from ..memory import keep_freed_memory
     from ..transfer import create_model
     from .roofline import processor_name
 
     spec = BenchSpec(**spec_dict)
+    if variant == "ours":
+        keep_freed_memory()
     if spec.threads:
         torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
@@ -101,20 +126,18 @@ def measure_one(name: str, spec_dict: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
     modes = ("infer", "train") if spec.mode == "both" else (spec.mode,)
     for mode in modes:
+        if variant == "eager":
+            eager = _measure(
+                model, mode, spec, "fp32", False, "torch", chans, size, flops, device, "", fold=False
+            )
+            row.update({f"eager_{k}": v for k, v in eager.items()})
+            continue
         candidates = candidates_for(model, spec.precision, spec.backend, device)
         measured = {c: _measure(model, mode, spec, c[0], c[1], spec.backend, chans, size, flops, device, "",
                                 fold=True) for c in candidates}  # fmt: skip
         best = max(measured, key=lambda c: measured[c][f"{mode}_samples_per_sec"])
         row.update(measured[best])
         row[f"{mode}_precision"] = best[0] + (" + channels_last" if best[1] else "")
-        if spec.compare_eager:
-            eager = _measure(
-                model, mode, spec, "fp32", False, "torch", chans, size, flops, device, "", fold=False
-            )
-            row.update({f"eager_{k}": v for k, v in eager.items()})
-            row[f"{mode}_speedup"] = round(
-                row[f"{mode}_samples_per_sec"] / row[f"eager_{mode}_samples_per_sec"], 2
-            )
     row["peak_memory_mb"] = round(_peak_mb(device), 1)
     return row
 

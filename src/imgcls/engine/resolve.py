@@ -33,6 +33,7 @@ from ..data.samples import mix_seed
 from ..data.source import open_source
 from ..data.splits import DataSource, ShardSplit
 from ..errors import ConfigError, ImgclsError
+from ..memory import keep_freed_memory
 from ..models import model_info
 from ..models.default import default_model
 from ..run import RunFolder
@@ -98,6 +99,8 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     threads, why = _threads(cfg, dist)
     torch.set_num_threads(threads)
     notes.append(f"threads: {threads} per process ({why})")
+    if keep_freed_memory():
+        notes.append("memory: freed tensors kept in the process for reuse (glibc mallopt; see imgcls.memory)")
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
     source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
