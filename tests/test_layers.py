@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).parents[1] / "src" / "imgcls"
 FLOORS = [
-    ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version"],
+    ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version", "memory"],
     ["data", "models", "tasks", "pretrained", "recipes"],
     ["run", "transfer", "analysis", "features"],
     ["engine"],
