@@ -44,7 +44,7 @@ SUBSTITUTIONS = [
     (
         "--preset mnist-speedrun",
         "--preset mnist-speedrun --lr 0.05",
-        "the fixture's 58 digits are one batch an epoch: the preset's rate is for 115 steps of 512",
+        "the fixture's 58 digits are one batch an epoch: the preset's rate is for 230 steps of 256",
     ),
     (
         "--trials 20",

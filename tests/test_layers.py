@@ -8,7 +8,18 @@ from pathlib import Path
 
 SRC = Path(__file__).parents[1] / "src" / "imgcls"
 FLOORS = [
-    ["errors", "config", "fileio", "progress", "sorting", "metrics", "amp", "version", "memory"],
+    [
+        "errors",
+        "config",
+        "fileio",
+        "progress",
+        "sorting",
+        "metrics",
+        "amp",
+        "version",
+        "memory",
+        "quick_exit",
+    ],
     ["data", "models", "tasks", "pretrained", "recipes"],
     ["run", "transfer", "analysis", "features"],
     ["engine"],

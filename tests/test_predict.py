@@ -15,6 +15,7 @@ from PIL import Image
 
 import imgcls
 from imgcls.data import load_mnist
+from imgcls.engine.precision import cpu_has_bf16
 from imgcls.evaluation import evaluate_run
 from imgcls.predict import Prediction, to_csv
 
@@ -71,6 +72,7 @@ def test_prediction_equals_the_evaluation_output(mnist_run: Path, tmp_path: Path
     )
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
 def test_a_bf16_run_records_the_test_figures_eval_gives(tmp_path: Path) -> None:
     """Trained in bf16, a run's test_metrics.json is still what `imgcls eval` (fp32) gives for its
     weights: the training's test evaluation runs in fp32, not in the training precision."""

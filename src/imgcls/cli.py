@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import ConfigError, ImgclsError
 from .memory import keep_freed_memory
+from .quick_exit import exit_code, exit_now
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
@@ -832,5 +833,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The console script: ``main`` with the process left at once when it is done (see quick_exit.py)."""
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help, --version and usage errors
+        code = exit_code(e.code)
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
