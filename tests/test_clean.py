@@ -146,3 +146,32 @@ def test_clean_end_to_end_writes_the_csv_the_page_and_a_cleaned_label_file(tmp_p
 def test_too_few_folds_are_refused(tmp_path: Path, folds: int) -> None:
     r = cli("data", "clean", str(FOLDER), "--model", "lenet5", "--folds", str(folds), "--out", str(tmp_path))
     assert r.returncode != 0 and "--folds must be at least 2" in r.stderr
+
+
+def test_out_of_fold_probabilities_average_the_runs_test_time_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import torch
+
+    from imgcls.clean import oof
+    from imgcls.engine.evaluate import tta_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))  # not mirror-symmetric
+    images = torch.rand(6, 3, 8, 8)
+    batch = types.SimpleNamespace(images=images, index=torch.arange(6))
+    monkeypatch.setattr(oof, "make_loader", lambda *a: types.SimpleNamespace(iter_from=lambda start: [batch]))
+
+    def probs(tta: str) -> np.ndarray:
+        cfg = types.SimpleNamespace(batch_size=6, test_tta=tta)
+        trainer = types.SimpleNamespace(eval_model=model, device=torch.device("cpu"), channels_last=False,
+                                        cfg=cfg, pre=None, precision="fp32")  # fmt: skip
+        p, at = oof._predict(trainer, None)
+        assert at.tolist() == list(range(6))
+        return p
+
+    with torch.no_grad():
+        want = tta_logits(model, images, "flip-shift").softmax(1).numpy()
+        plain = model(images).softmax(1).numpy()
+    assert np.allclose(probs("flip-shift"), want, atol=1e-6)
+    assert np.allclose(probs("none"), plain, atol=1e-6) and not np.allclose(want, plain, atol=1e-3)

@@ -18,6 +18,7 @@ from ..amp import autocast
 from ..data.loader import make_loader
 from ..data.splits import DataSource
 from ..engine.config import TrainConfig
+from ..engine.evaluate import tta_logits
 from ..engine.resolve import resolve
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
@@ -55,13 +56,15 @@ def _check(source: DataSource, folds: int) -> np.ndarray:
 
 @torch.no_grad()
 def _predict(trainer: Trainer, source: DataSource) -> tuple[np.ndarray, np.ndarray]:
-    """(softmax probabilities, positions) of the source's val split under the trainer's final model."""
+    """(softmax probabilities, positions) of the source's val split under the trainer's final model,
+    over the same test-time views (``test_tta``) as the run's test evaluation."""
     model, device = trainer.eval_model.eval(), trainer.device
     fmt = torch.channels_last if trainer.channels_last else torch.contiguous_format
     probs, index = [], []
     for batch in make_loader(source, "val", trainer.pre, None, max(trainer.cfg.batch_size, 128)).iter_from(0):
         with autocast(device, trainer.precision):
-            logits = model(batch.images.to(device, memory_format=fmt))
+            x = batch.images.to(device, memory_format=fmt)
+            logits = tta_logits(model, x, trainer.cfg.test_tta)
         probs.append(logits.float().softmax(1).cpu().numpy())
         index.append(batch.index.numpy())
     return np.concatenate(probs), np.concatenate(index)
