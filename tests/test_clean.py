@@ -8,16 +8,20 @@ import csv
 import io
 import json
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from imgcls.clean import oof
 from imgcls.clean.confident import confident_joint, find_label_issues
 from imgcls.clean.duplicates import embed, similar_pairs
 from imgcls.clean.oof import stratified_folds
 from imgcls.data.source import open_source
+from imgcls.engine.evaluate import tta_logits
 from support import FOLDER, cli
 
 
@@ -149,13 +153,6 @@ def test_too_few_folds_are_refused(tmp_path: Path, folds: int) -> None:
 
 
 def test_out_of_fold_probabilities_average_the_runs_test_time_views(monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
-    import torch
-
-    from imgcls.clean import oof
-    from imgcls.engine.evaluate import tta_logits
-
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))  # not mirror-symmetric
     images = torch.rand(6, 3, 8, 8)

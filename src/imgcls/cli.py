@@ -790,7 +790,8 @@ def build_parser() -> argparse.ArgumentParser:
         "clean",
         help="find mislabelled images (confident learning), near-duplicates and test images in train",
         description="Out-of-fold probabilities of DATA's training images — --folds runs of MODEL, each trained on "
-        "the other folds (--preset / --config / --epochs set the recipe; e.g. --preset mnist-speedrun), or with "
+        "the other folds and predicting its own over the recipe's test-time views (test_tta) "
+        "(--preset / --config / --epochs set the recipe; e.g. --preset mnist-speedrun), or with "
         "--weights a logistic-regression probe on their pooled features (the cheap path for large sets) — then "
         "confident learning ranks the images whose label looks wrong. Near-duplicates (thumbnail cosine "
         "similarity) in train and test images found in train are listed too. Writes OUT/label_issues.csv "
