@@ -23,6 +23,7 @@ FINETUNE = "tests/test_transfer.py::test_finetune_thaws_after_the_frozen_epochs_
 RESUME = "tests/engine/test_trainer.py::test_exact_resume_with_options"
 DDP = "tests/engine/test_distributed.py"
 SPEEDRUN = "tests/engine/test_speedrun.py"
+AIRBENCH = "tests/engine/test_airbench_recipe.py"
 SMALL = "tests/engine/test_small_sets.py"
 LOADER = "tests/data/test_loader.py"
 
@@ -131,9 +132,39 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "bias-lr-scale": (
         "engine/optim.py",
-        "            1.0 if decay else cfg.bias_lr_scale",
-        "            1.0",
+        "        speed = cfg.bias_lr_scale if fast else 1.0",
+        "        speed = 1.0",
         [f"{SPEEDRUN}::test_biases_get_their_own_rate"],
+    ),
+    "fast-decay-follows-rate": (
+        "engine/optim.py",
+        'g["weight_decay"] = cfg.weight_decay / speed if decay else 0.0',
+        'g["weight_decay"] = cfg.weight_decay if decay else 0.0',
+        [AIRBENCH],
+    ),
+    "lookahead-ema-pull": (
+        "engine/optim.py",
+        "            state[name].copy_(avg)",
+        "            pass",
+        [AIRBENCH, RESUME],
+    ),
+    "lookahead-ema-not-called": (
+        "engine/trainer.py",
+        "            self.lookahead.update(self.net, self.scheduler.step_count, self.scheduler.total)",
+        "            pass",
+        [AIRBENCH],
+    ),
+    "pad-reflect": (
+        "data/batch_aug.py",
+        'mode="reflect" if mode == "reflect" else "constant"',
+        'mode="constant"',
+        [AIRBENCH],
+    ),
+    "keep-last": (
+        "engine/hooks.py",
+        '        if t.cfg.keep == "last" or not record["val"]:',
+        '        if not record["val"]:',
+        [AIRBENCH],
     ),
     "held-parameters": (
         "engine/hooks.py",

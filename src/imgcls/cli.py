@@ -53,7 +53,7 @@ def cmd_data_clean(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .clean import clean, write_cleaned
-    from .config import apply_overrides, load_yaml
+    from .config import apply_overrides, load_yaml, merge
     from .data.source import open_source
     from .engine.config import TrainConfig
 
@@ -67,7 +67,7 @@ def cmd_data_clean(args: argparse.Namespace) -> int:
         if args.preset:
             from .recipes import load_preset
 
-            base = _merge(load_preset(args.preset), base)
+            base = merge(load_preset(args.preset), base)
         given = {"data": args.data, "out": str(out / "folds"), "seed": args.seed, "progress": not args.no_progress,
                  "tensorboard": False}  # fmt: skip
         if args.model:
@@ -122,7 +122,7 @@ def train_config(args: argparse.Namespace) -> Any:
     finetune defaults, the options on top, and ``--pretrained`` made an ``--init`` name."""
     from dataclasses import replace
 
-    from .config import apply_overrides, load_yaml
+    from .config import apply_overrides, load_yaml, merge
     from .engine.config import TrainConfig
 
     skip = ("func", "command", "config", "model_arg", "pretrained", "preset")
@@ -133,14 +133,14 @@ def train_config(args: argparse.Namespace) -> Any:
     if getattr(args, "preset", None):
         from .recipes import load_preset
 
-        base = _merge(load_preset(args.preset), base)
+        base = merge(load_preset(args.preset), base)
     if args.command == "finetune":
         if not overrides.get("init") and not args.pretrained and not overrides.get("resume"):
             raise ConfigError(
                 "imgcls finetune needs --pretrained [TAG] or --init WEIGHTS (a run folder, a torchvision / "
                 "timm state dict, or a catalogue name: imgcls weights list)"
             )
-        base = _merge(FINETUNE_DEFAULTS, base)
+        base = merge(FINETUNE_DEFAULTS, base)
     cfg = apply_overrides(TrainConfig, base, overrides)
     if args.pretrained:
         if cfg.model.init:
@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130 if result.status == "interrupted" else 0
     best = result.best
     summary = f"run: {result.run}  ({result.status} after epoch {result.epoch}, step {result.step})"
-    if best:
+    if set(best) - {"epoch"}:
         summary += "\nbest val: " + "  ".join(
             f"{k} {v:.4f}" for k, v in best.items() if k not in ("epoch", "images")
         )
@@ -222,7 +222,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .config import apply_overrides, load_yaml
+    from .config import apply_overrides, load_yaml, merge
     from .engine.budget import parse_duration
     from .engine.config import TrainConfig
     from .models import model_info
@@ -239,7 +239,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.preset:
         from .recipes import load_preset
 
-        base = _merge(load_preset(args.preset), base)
+        base = merge(load_preset(args.preset), base)
     first = apply_overrides(TrainConfig, base, fixed)  # checked before any trial runs
     if not first.data.data:
         raise ConfigError("imgcls tune needs --data SOURCE (the data every trial trains on)")
@@ -409,13 +409,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.target, args.host, args.port, args.backend, args.token, args.max_batch, args.max_wait_ms,
           args.queue_size, args.timeout, args.max_body_mb * 2**20, args.threads)  # fmt: skip
     return 0
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in a.items()}
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -140,9 +140,10 @@ def test_test_time_views_are_the_stated_averages() -> None:
         flip = tta_logits(model, x, "flip")
         torch.testing.assert_close(flip, (model(x) + model(x.flip(-1))) / 2)
         both = tta_logits(model, x, "flip-shift")
-        padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+        padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
         down, up = padded[..., :8, :8], padded[..., 2:, 2:]
         assert torch.equal(down[..., 1:, 1:], x[..., :7, :7]) and torch.equal(up[..., :7, :7], x[..., 1:, 1:])
+        assert torch.equal(down[..., 0, 1:], x[..., 1, :7])  # airbench's border: mirrored, not repeated
         expected = flip / 2 + tta_logits(model, down, "flip") / 4 + tta_logits(model, up, "flip") / 4
         torch.testing.assert_close(both, expected)
 
@@ -167,7 +168,7 @@ def test_each_preset_trains_a_few_steps(tmp_path: Path, preset: str, data: str, 
     run = tmp_path / model
     cfg = (run / "config.yaml").read_text()
     assert f"model: {model}" in cfg and "optimizer: sgd" in cfg and "bias_lr_scale: 64.0" in cfg
-    n_train = len(open_source(data).with_val(0.02, 0).split("train"))
+    n_train = len(open_source(data).with_val(load_preset(preset)["data"]["val_fraction"], 0).split("train"))
     assert f"imgcls: model: {model} fitted to {n_train:,} training images (its whitening layer)" in r.stdout
     test = json.loads((run / "test_metrics.json").read_text())
     assert 0.0 <= test["acc"] <= 1.0 and np.isfinite(test["loss"])

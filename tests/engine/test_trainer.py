@@ -107,6 +107,15 @@ RESUME_OPTIONS = {
         "plateau_patience": "0",
         "lookahead": "2",
     },
+    "airbench-lookahead-ema-no-val": {  # the average of weights and BN statistics; every image trains
+        "lookahead_ema": "3",
+        "keep": "last",
+        "val_fraction": "0",
+        "optimizer": "sgd",
+        "decay_norm_bias": "true",
+        "bias_lr_scale": "4",
+        "bias_lr_on": "norms",
+    },
 }
 
 

@@ -88,10 +88,11 @@ def curves_figure(history: list[dict[str, Any]]) -> str | None:
     epochs = [h["epoch"] + 1 for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(epochs, [h["train"]["loss"] for h in history], "o-", label="train")
-    a.plot(epochs, [h["val"]["loss"] for h in history], "o-", label="val")
-    a.set_title("loss")
     b.plot(epochs, [h["train"]["acc"] for h in history], "o-", label="train")
-    b.plot(epochs, [h["val"]["acc"] for h in history], "o-", label="val")
+    if all(h["val"] for h in history):  # a run without a val split has train curves only
+        a.plot(epochs, [h["val"]["loss"] for h in history], "o-", label="val")
+        b.plot(epochs, [h["val"]["acc"] for h in history], "o-", label="val")
+    a.set_title("loss")
     b.set_title("accuracy")
     for ax in (a, b):
         ax.set_xlabel("epoch")

@@ -29,7 +29,7 @@ def train_under_budget(
     test = run / "test_metrics.json"
     metrics = json.loads(test.read_text()) if test.is_file() else {}
     val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    best_val = max((v["val"]["acc"] for v in val), default=None)
+    best_val = max((v["val"]["acc"] for v in val if v["val"]), default=None)
     return {
         "top1": round(100 * metrics["acc"], 2) if "acc" in metrics else None,
         "val_top1": round(100 * best_val, 2) if best_val is not None else None,

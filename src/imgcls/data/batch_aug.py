@@ -40,15 +40,17 @@ def alternating_flips(index: torch.Tensor, seed: int, epoch: int) -> torch.Tenso
     return ((h >> 32) & 1).bool() ^ bool(epoch % 2)
 
 
-def pad_crop(x: torch.Tensor, g: torch.Generator, padding: int = 4, flip_p: float = 0.0) -> torch.Tensor:
-    """Zero-pad each image by ``padding``, cut a random crop of the original size (a random shift) and,
-    with probability ``flip_p``, mirror it.
+def pad_crop(
+    x: torch.Tensor, g: torch.Generator, padding: int = 4, flip_p: float = 0.0, mode: str = "zeros"
+) -> torch.Tensor:
+    """Pad each image by ``padding`` (``mode``: zeros, or reflect — mirrored at the edge, airbench's),
+    cut a random crop of the original size (a random shift) and, with probability ``flip_p``, mirror it.
 
     The crops are read from a strided view of every possible window of the padded batch
     (B, C, 2p+1, 2p+1, H, W), indexed by each image's shift: no per-pixel index is built.
     """
     b, _, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4) if padding > 0 else x
+    padded = F.pad(x, (padding,) * 4, mode="reflect" if mode == "reflect" else "constant") if padding > 0 else x
     windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)

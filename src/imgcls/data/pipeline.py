@@ -178,13 +178,16 @@ def preprocess_for(
     )
 
 
+PAD_MODES = ("zeros", "reflect")
+
 @dataclass
 class AugmentConfig:
     """Training augmentation. ``augment_preset`` fills it for a data set; every field can be overridden."""
 
     hflip: float = 0.0  # probability of a left-right mirror
     alt_flip: bool = False  # instead: each image mirrored in every other epoch (batch_aug.alternating_flips)
-    pad_crop: int = 0  # pixels of zero padding before a random crop of the original size
+    pad_crop: int = 0  # pixels of padding before a random crop of the original size
+    pad_mode: str = "zeros"  # what fills that padding: zeros (black) | reflect (the image mirrored at its edge)
     rrc: bool = False  # random-resized crop instead of the eval geometry
     rrc_scale: tuple[float, float] = (0.08, 1.0)  # of the image area
     rrc_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -204,6 +207,8 @@ class AugmentConfig:
             raise ConfigError(
                 f"auto_augment must be one of {', '.join(AUTO_AUGMENTS)}, got {self.auto_augment!r}"
             )
+        if self.pad_mode not in PAD_MODES:
+            raise ConfigError(f"augment pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
         if self.alt_flip and self.hflip:
             raise ConfigError(
                 f"augment: alt_flip mirrors every other epoch in place of hflip's coin; set hflip to 0 (got {self.hflip})"
@@ -265,7 +270,7 @@ class SampleTransform:
             else:
                 ops.append(lambda img, rng: pre.geometry(img))
             if aug.pad_crop:
-                ops.append(PadCrop(pre.size, aug.pad_crop))
+                ops.append(PadCrop(pre.size, aug.pad_crop, aug.pad_mode))
             if aug.hflip:
                 ops.append(HorizontalFlip(aug.hflip))
             ops += _color_ops(aug)
@@ -333,7 +338,7 @@ class CachedBatchAugment:
         if aug.rrc:
             x = batch_aug.resized_crop(x, g, self.pre.size, aug.rrc_scale, aug.rrc_ratio)
         if aug.pad_crop or aug.hflip:
-            x = batch_aug.pad_crop(x, g, aug.pad_crop, aug.hflip)
+            x = batch_aug.pad_crop(x, g, aug.pad_crop, aug.hflip, aug.pad_mode)
         if aug.alt_flip:
             if index is None:
                 raise ValueError("alternating flips need the images' indices")

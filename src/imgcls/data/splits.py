@@ -130,11 +130,14 @@ class DataSource:
         return self.splits[name]
 
     def with_val(self, fraction: float = 0.1, seed: int = 0) -> DataSource:
-        """This source with a "val" split: its own if it has one, else a seeded stratified cut of train."""
-        if "val" in self.splits:
+        """This source with a "val" split: its own if it has one, else a seeded stratified cut of train;
+        with ``fraction`` 0 and no val split of its own, as it is (every training image trains)."""
+        if "val" in self.splits or fraction == 0:
             return self
         if not 0 < fraction < 1:
-            raise ConfigError(f"the validation fraction must be between 0 and 1, got {fraction}")
+            raise ConfigError(
+                f"the validation fraction must be in [0, 1) (0: no validation, every training image trains), got {fraction}"
+            )
         train = self.split("train")
         if isinstance(train, ShardSplit):
             splits = dict(self.splits)

@@ -137,15 +137,22 @@ class HorizontalFlip:
 
 @dataclass
 class PadCrop:
-    """Pad by ``padding`` pixels (zeros) and cut a random ``size`` crop: the CIFAR recipe."""
+    """Pad by ``padding`` pixels (``mode``: zeros, or reflect — the image mirrored at its edge) and cut
+    a random ``size`` crop: the CIFAR recipe."""
 
     size: int
     padding: int = 4
+    mode: str = "zeros"
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         w, h = img.size
         left = int(rng.integers(-self.padding, w + self.padding - self.size + 1))
         top = int(rng.integers(-self.padding, h + self.padding - self.size + 1))
+        if self.mode == "reflect":
+            p = self.padding
+            a = np.asarray(img)
+            a = np.pad(a, ((p, p), (p, p)) + ((0, 0),) * (a.ndim - 2), mode="reflect")
+            return Image.fromarray(a[top + p : top + p + self.size, left + p : left + p + self.size])
         canvas = Image.new(img.mode, (self.size, self.size), fill_of(img))
         canvas.paste(img.crop((max(left, 0), max(top, 0), min(left + self.size, w), min(top + self.size, h))),
                      (max(-left, 0), max(-top, 0)))  # fmt: skip

@@ -24,7 +24,9 @@ class DataConfig:
         "", "what to train on: mnist:DIR, cifar10:DIR, an image folder, labels.csv, shards (see README)"
     )
     val_fraction: float = opt(
-        0.1, "held-out share of train when the data has no val split (seeded, stratified)"
+        0.1,
+        "held-out share of train when the data has no val split (seeded, stratified); 0: no validation, "
+        "every training image trains and the last epoch's weights are kept",
     )
     img_size: int | None = opt(None, "input size (default: the model's)")
     img_size_schedule: str = opt("", "progressive resizing, SIZE:UNTIL_EPOCH,...,SIZE (e.g. 64:2,96:4,128)")
@@ -85,6 +87,7 @@ class AugSection:
         "alternating flip: each image mirrored in every other epoch, a seeded half first (set --hflip 0)",
     )
     pad_crop: int | None = opt(None, "pad-and-crop padding in pixels")
+    pad_mode: str | None = opt(None, "zeros | reflect: what fills pad-and-crop's border (airbench: reflect)")
     rrc: bool | None = opt(None, "random-resized crop")
     rrc_scale: tuple[float, float] | None = opt(None, "random-resized crop area range, e.g. 0.08,1")
     color_jitter: float | None = opt(None, "brightness/contrast/saturation jitter strength")
@@ -168,6 +171,11 @@ class TrainConfig:
         "none",
         "none | flip | flip-shift: the test split's final evaluation averages the logits of these views "
         "(flip: each image and its mirror; flip-shift: also shifted one pixel each way, airbench's)",
+    )
+    keep: str = opt(
+        "best",
+        "best | last: the weights saved and tested - the best validation epoch's, or the last epoch's (a fixed "
+        "schedule that selects nothing, as airbench's; what a run without a val split keeps)",
     )
     eval_test: bool = opt(True, "evaluate the best weights on the test split at the end, if there is one")
 

@@ -74,7 +74,7 @@ def evaluate(
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
     """The logits of a batch averaged over views of it: ``flip``, the images and their mirrors;
     ``flip-shift`` (airbench's), that pair weighted 1/2 and the pair shifted by one pixel each way
-    (diagonally, edges repeated) 1/4 each."""
+    (diagonally, the image mirrored at its edge as airbench pads it) 1/4 each."""
     if tta == "none":
         return model(x)
 
@@ -84,7 +84,7 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
     if tta == "flip":
         return pair(x)
     h, w = x.shape[-2:]
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     return pair(x) / 2 + pair(padded[..., :h, :w]) / 4 + pair(padded[..., 2:, 2:]) / 4
 
 

@@ -121,9 +121,14 @@ class EpochLog(Hook):
 
 class BestWeights(Hook):
     """The best validation scores so far (ties broken by the lower loss) and their weights, saved as
-    model.safetensors; never non-finite weights."""
+    model.safetensors; never non-finite weights. With ``--keep last``, or no validation split, every
+    epoch's weights replace the previous ones."""
 
     def epoch_end(self, t: Trainer, record: dict[str, Any]) -> bool:
+        if t.cfg.keep == "last" or not record["val"]:
+            t.state.best, t.state.stale_epochs = {"epoch": record["epoch"], **record["val"]}, 0
+            t.save_best()
+            return False
         key = list(selection_key(record["val"], t.task))
         if not t.state.best_key or key > t.state.best_key:
             t.state.best_key, t.state.best, t.state.stale_epochs = (
@@ -215,10 +220,10 @@ class ProgressBar(Hook):
 
 def epoch_line(record: dict[str, Any], epochs: int, seconds: float) -> str:
     train, val = record["train"], record["val"]
-    extra = "".join(f"  {k} {val[k]:.4f}" for k in ("top5", "f1") if k in val)
     skipped = f"  ({record['skipped_steps']} skipped steps)" if record.get("skipped_steps") else ""
+    shown = f"epoch {record['epoch'] + 1}/{epochs}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
+    if not val:  # no validation split
+        return f"{shown}{seconds:.1f} s{skipped}"
+    extra = "".join(f"  {k} {val[k]:.4f}" for k in ("top5", "f1") if k in val)
     loss = f"{val['loss']:.4f}" if math.isfinite(val["loss"]) else str(val["loss"])
-    return (
-        f"epoch {record['epoch'] + 1}/{epochs}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
-        f"val loss {loss} acc {val['acc']:.4f}{extra}  {seconds:.1f} s{skipped}"
-    )
+    return f"{shown}val loss {loss} acc {val['acc']:.4f}{extra}  {seconds:.1f} s{skipped}"

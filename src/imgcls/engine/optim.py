@@ -1,5 +1,7 @@
 """Optimisers: SGD (momentum, Nesterov), AdamW, RMSprop; parameter groups without weight decay on
-norms and biases; layer-wise LR decay; SAM and Lookahead as wrappers around any of them."""
+norms and biases (or with it, at a rate that does not follow their faster learning rate); layer-wise LR
+decay; SAM and Lookahead as wrappers around any of them; airbench's Lookahead-EMA, which also averages
+the batch-norm statistics and so acts on the model, not the optimiser."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from ..config import opt
 from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+BIAS_LR_ON = ("biases", "norms")
+NORMS = nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm
 
 
 @dataclass
@@ -28,9 +32,17 @@ class OptimConfig:
     nesterov: bool = opt(False, "Nesterov momentum (SGD)")
     betas: tuple[float, float] = opt((0.9, 0.999), "AdamW betas")
     eps: float = opt(1e-8, "AdamW / RMSprop epsilon")
-    decay_norm_bias: bool = opt(False, "also apply weight decay to norm weights and biases (usually off)")
+    decay_norm_bias: bool = opt(
+        False,
+        "also apply weight decay to norm weights and biases (usually off; airbench: on). Their decay per step "
+        "is lr x weight_decay like every other parameter's: bias_lr_scale speeds up their rate, not their decay",
+    )
     bias_lr_scale: float = opt(
-        1.0, "learning-rate factor of the parameters without weight decay: biases and norms (airbench: 64)"
+        1.0, "learning-rate factor of the biases and norm parameters (airbench: 64; bias_lr_on says which)"
+    )
+    bias_lr_on: str = opt(
+        "biases", "which parameters bias_lr_scale speeds up: biases (every bias and norm parameter) | norms "
+        "(the norm layers' only: airbench's, whose whitening bias trains at the base rate)",
     )
     layer_decay: float = opt(
         1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)"
@@ -40,6 +52,12 @@ class OptimConfig:
     )
     lookahead: int = opt(0, "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)")
     lookahead_alpha: float = opt(0.5, "Lookahead slow-weight step size")
+    lookahead_ema: int = opt(
+        0,
+        "airbench's Lookahead-EMA: every this many steps the weights and batch-norm statistics move into an "
+        "average whose decay rises over the run, 0.95^k x (step/total)^3, and the last step ends on it (0 = off; "
+        "airbench: 5)",
+    )
     clip_grad: float = opt(0.0, "clip the gradient norm to this (0 = off)")
     accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches")
 
@@ -48,7 +66,7 @@ def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module, declared: set[st
     """Biases, norm weights and what the model declares (position embeddings...) get no decay."""
     return (
         p.ndim <= 1
-        or isinstance(module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm)
+        or isinstance(module, NORMS)
         or name in declared
     )
 
@@ -62,23 +80,29 @@ def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """The optimiser's groups: by weight decay (on or off), by speed (bias_lr_scale or not) and by layer
+    (layer_decay). A fast group's decay coefficient is divided by its rate's factor, so that every
+    decayed parameter loses lr x weight_decay of itself per step (airbench's decoupling)."""
+    if cfg.bias_lr_on not in BIAS_LR_ON:
+        raise ConfigError(f"bias_lr_on must be one of {', '.join(BIAS_LR_ON)}, got {cfg.bias_lr_on!r}")
     modules = dict(model.named_modules())
     ids, last = layer_ids(model) if cfg.layer_decay != 1.0 else ({}, 0)
     declared = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    groups: dict[tuple[bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
+    groups: dict[tuple[bool, bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         owner = modules.get(name.rsplit(".", 1)[0] if "." in name else "", model)
-        decay = cfg.decay_norm_bias or not _is_no_decay(name, p, owner, declared)
+        plain = _is_no_decay(name, p, owner, declared)  # a bias, a norm's parameter or declared
+        decay = cfg.decay_norm_bias or not plain
+        fast = plain if cfg.bias_lr_on == "biases" else isinstance(owner, NORMS)
+        speed = cfg.bias_lr_scale if fast else 1.0
         layer = ids.get(name, 0)
-        g = groups[(decay, layer)]
+        g = groups[(decay, fast, layer)]
         g["params"].append(p)
         g["names"].append(name)
-        g["weight_decay"] = cfg.weight_decay if decay else 0.0
-        g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * (
-            1.0 if decay else cfg.bias_lr_scale
-        )
+        g["weight_decay"] = cfg.weight_decay / speed if decay else 0.0
+        g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * speed
     return [groups[k] for k in sorted(groups)]
 
 
@@ -97,6 +121,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         base = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     else:
         base = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps, alpha=0.9)
+    if cfg.lookahead and cfg.lookahead_ema:
+        raise ConfigError("lookahead (Zhang et al.'s) and lookahead_ema (airbench's) exclude each other: set one to 0")
     if cfg.lookahead:
         base = Lookahead(base, cfg.lookahead, cfg.lookahead_alpha)
     if cfg.sam:
@@ -162,6 +188,46 @@ class Lookahead(_Wrapper):
         self.steps = state["steps"]
         for mine, saved in zip(self.slow, state["slow"]):
             mine.copy_(saved)
+
+
+class LookaheadEMA:
+    """airbench's Lookahead (Jordan 2024, airbench94): every ``every`` steps the model's floating-point
+    state — weights *and* batch-norm statistics — moves into an exponential average, and the model
+    continues from the average. The average's decay is ``BASE ** every * (step / total) ** 3``: nearly 0
+    early (the average follows the model), rising to 0.77 at the end; at the last step the model becomes
+    the average. Integer buffers (batch counts) are left alone."""
+
+    BASE = 0.95
+
+    def __init__(self, model: nn.Module, every: int = 5) -> None:
+        if every < 1:
+            raise ConfigError(f"lookahead_ema must be a step count >= 1 (or 0 for off), got {every}")
+        self.every = every
+        self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def decay(self, step: int, total: int) -> float:
+        return self.BASE**self.every * (step / max(total, 1)) ** 3
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int, total: int) -> None:
+        """After optimiser step ``step`` (1-based) of ``total``."""
+        if step % self.every == 0:
+            self._pull(model, self.decay(step, total))
+        if step == total:
+            self._pull(model, 1.0)
+
+    def _pull(self, model: nn.Module, decay: float) -> None:
+        state = model.state_dict()
+        for name, avg in self.average.items():
+            avg.lerp_(state[name], 1 - decay)
+            state[name].copy_(avg)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "average": self.average}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, avg in self.average.items():
+            avg.copy_(state["average"][name])
 
 
 class SAM(_Wrapper):

@@ -74,6 +74,9 @@ class ResolvedConfig:
         return self.sizes[-1][0] if self.sizes else self.pre.size
 
 
+KEEP = ("best", "last")  # which epoch's weights a run saves and tests
+
+
 def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     """``cfg`` (or, resuming, the run's saved config with the how-to-run fields of ``cfg``) decided."""
     cfg = copy.deepcopy(cfg)
@@ -104,6 +107,14 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
     source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
+    if cfg.keep not in KEEP:
+        raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {cfg.keep!r}")
+    if "val" not in source.splits:
+        for wants, name in ((cfg.early_stop, "--early-stop"), (cfg.sched.schedule == "plateau", "--schedule plateau")):
+            if wants:
+                raise ConfigError(f"{name} goes by the validation score, and --val-fraction 0 leaves no val split: "
+                                  "give a fraction (e.g. --val-fraction 0.1) or drop the option")  # fmt: skip
+        notes.append("validation: none (--val-fraction 0): every training image trains; the last epoch's weights are kept")
     kind = cfg.task.task
     if kind == "auto":
         kind = "multilabel" if source.multilabel else ("binary" if source.num_classes == 2 else "multiclass")

@@ -55,7 +55,7 @@ from .hooks import (
     TrainingDivergedError,
 )
 from .loop import train_one_epoch
-from .optim import build_optimizer
+from .optim import LookaheadEMA, build_optimizer
 from .precision import ModelEMA
 from .resolve import ResolvedConfig, resolve
 from .schedule import Scheduler
@@ -166,6 +166,7 @@ class Trainer:
         self.scheduler = Scheduler(self.optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * self.steps_per_epoch,
                                    self.steps_per_epoch)  # fmt: skip
         self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema and not self.probe else None
+        self.lookahead = LookaheadEMA(self.net, cfg.optim.lookahead_ema) if cfg.optim.lookahead_ema else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.ddp: nn.Module | None = None
         self.forward: nn.Module = self.net
@@ -352,6 +353,8 @@ class Trainer:
         self.scaler.update()
         opt.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.lookahead is not None:
+            self.lookahead.update(self.net, self.scheduler.step_count, self.scheduler.total)
 
     def step_record(self, group: list[tuple[float, int, float]]) -> dict[str, Any]:
         """The step's loss (mean over its batches and every rank's), images and correct decisions."""
@@ -445,7 +448,7 @@ class Trainer:
         }
         record = {"epoch": s.epoch, "step": s.step, "lr": self.scheduler.lr, "train": train, "val": val,
                   "skipped_steps": s.bad_total}  # fmt: skip
-        self.scheduler.epoch_end(selection_key(val, self.task)[0])
+        self.scheduler.epoch_end(selection_key(val, self.task)[0] if val else None)
         self.merge_bad_images()
         s.epoch, s.batch, s.epoch_sums = s.epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "n": 0.0}
         return self.call("epoch_end", record)
@@ -458,6 +461,9 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def validate(self) -> dict[str, float]:
+        """The val split's metrics; {} when there is none (--val-fraction 0)."""
+        if "val" not in self.source.splits:
+            return {}
         with self.clock("eval"):
             if self.cfg.bn_recompute == "on":
                 self.recompute_bn()
@@ -578,6 +584,7 @@ class Trainer:
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict(),
                     "ema": self.ema.state_dict() if self.ema is not None else None,
+                    "lookahead_ema": self.lookahead.state_dict() if self.lookahead is not None else None,
                     "rng": rngs,
                     "world": self.dist.world,
                     "position": {
@@ -611,6 +618,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.lookahead is not None and state.get("lookahead_ema") is not None:
+            self.lookahead.load_state_dict(state["lookahead_ema"])
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # format 1: one process's
         saved_world = int(state.get("world", 1))
         pos, prog = state["position"], state["progress"]

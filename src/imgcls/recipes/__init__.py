@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import load_yaml
+from ..config import load_yaml, merge
 from ..errors import ConfigError, did_you_mean
 
 HERE = Path(__file__).parent
@@ -18,8 +18,13 @@ def presets() -> list[str]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
+    """The preset's sections; one that says ``extends: OTHER`` is OTHER with its own keys on top
+    (section by section)."""
     if name not in presets():
         raise ConfigError(
             f"no preset {name!r}{did_you_mean(name, presets())} (presets: {', '.join(presets())})"
         )
-    return load_yaml(HERE / f"{name}.yaml")
+    recipe = load_yaml(HERE / f"{name}.yaml")
+    base = recipe.pop("extends", None)
+    return merge(load_preset(base), recipe) if base else recipe
+
