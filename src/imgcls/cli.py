@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .config import Range, above, at_least, share
 from .errors import ConfigError, ImgclsError
 from .memory import keep_freed_memory
 from .quick_exit import exit_code, exit_now
@@ -46,7 +47,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         render(report)
-    return 0
+    for error in report["errors"]:  # what makes the data untrainable: said last, and the exit status says it
+        print(f"imgcls: error: {error}", file=sys.stderr)
+    return 1 if report["errors"] else 0
 
 
 def cmd_data_clean(args: argparse.Namespace) -> int:
@@ -152,6 +155,24 @@ def train_config(args: argparse.Namespace) -> Any:
         tag = cfg.model.model if args.pretrained is True else args.pretrained
         cfg = replace(cfg, model=replace(cfg.model, init=tag))
     return cfg
+
+
+def number(kind: type, valid: Range) -> Any:
+    """An argparse type: ``kind`` (int or float) within ``valid``, or an error naming the range."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if value not in valid:
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -538,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calibrate", action="store_true", help="fit temperature scaling on val; saved as calibration.json"
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=number(int, at_least(1)), default=64)
     p.add_argument("--out", help="folder for metrics.json and report.html (default: the run folder)")
     p.add_argument("--no-report", action="store_true", help="metrics.json only")
     p.add_argument("--no-progress", action="store_true")
@@ -554,10 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="a run folder, a model.safetensors written by imgcls train, or a weight name")
     p.add_argument("images", nargs="+", help="image files and/or folders")
-    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--topk", type=number(int, at_least(1)), default=5, help="classes to show per image (default: 5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
-        "--threshold", type=float, help="decision threshold for binary / multi-label (default: the run's)"
+        "--threshold", type=number(float, share(low_open=True, high_open=True)), help="decision threshold for binary / multi-label (default: the run's)"
     )
     p.add_argument(
         "--tta",
@@ -565,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="test-time augmentation",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=number(int, at_least(1)), default=64)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -601,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         "name the same --storage and --study share the study (parallel trials, on one machine or many).",
     )
     p.add_argument("--space", required=True, metavar="YAML", help="the search space")
-    p.add_argument("--trials", type=int, default=20, help="trials this process runs (default: 20)")
+    p.add_argument("--trials", type=number(int, at_least(1)), default=20, help="trials this process runs (default: 20)")
     p.add_argument("--timeout", help="stop starting trials after this long (20s, 10m, 1h)")
     p.add_argument(
         "--storage", help="Optuna storage URL shared by processes, e.g. sqlite:///study.db (default: memory)"
@@ -630,10 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--model", help="registered model name (default: from the weights' metadata)")
     p.add_argument("--splits", help="comma-separated splits (default: all)")
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--img-size", type=number(int, at_least(8)))
+    p.add_argument("--batch-size", type=number(int, at_least(1)), default=128)
+    p.add_argument("--val-fraction", type=number(float, share(high_open=True)), default=0.1)
+    p.add_argument("--seed", type=number(int, at_least(0)), default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_features)
 
@@ -650,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("onnx", "pt2"), default="onnx")
     p.add_argument("--out", help="the file to write (default: RUN/model.onnx or RUN/model.pt2)")
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (checked at 1 and 7)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=number(int, at_least(7)), help="ONNX opset (default: the exporter's)")
     p.add_argument("--logits", action="store_true", help="output logits instead of probabilities")
     p.add_argument("--check-images", nargs="+", metavar="PATH",
                    help="images (files or folders) to check the export on (default: the run's evaluation images)")  # fmt: skip
@@ -672,18 +693,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=number(int, Range(0, 65535)), default=8000)
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="torch: the run folder's weights; onnx: an exported file (a run folder's model.onnx)")  # fmt: skip
     p.add_argument(
         "--token", help="required of every client (else IMGCLS_TOKEN); needed to listen beyond loopback"
     )
-    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass at most")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a forward pass waits to fill up")
-    p.add_argument("--queue-size", type=int, default=256, help="images waiting at most (then 503)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its result")
-    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, in MiB")
-    p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's)")
+    p.add_argument("--max-batch", type=number(int, at_least(1)), default=32, help="images per forward pass at most")
+    p.add_argument("--max-wait-ms", type=number(float, at_least(0)), default=5.0, help="how long a forward pass waits to fill up")
+    p.add_argument("--queue-size", type=number(int, at_least(1)), default=256, help="images waiting at most (then 503)")
+    p.add_argument("--timeout", type=number(float, above(0)), default=30.0, help="seconds a request may wait for its result")
+    p.add_argument("--max-body-mb", type=number(float, above(0)), default=16.0, help="largest request body, in MiB")
+    p.add_argument("--threads", type=number(int, at_least(1)), help="intra-op threads of the model (default: the library's)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -698,8 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models", required=True, help="names and/or patterns, comma-separated ('resnet18,vit_*')"
     )
-    p.add_argument("--img-size", type=int, help="input size (default: each model's own)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--img-size", type=number(int, at_least(8)), help="input size (default: each model's own)")
+    p.add_argument("--batch-size", type=number(int, at_least(1)), default=32)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: our defaults (bf16 autocast where native, channels_last for conv nets)")  # fmt: skip
     p.add_argument("--mode", choices=("infer", "train", "both"), default="both")
@@ -713,13 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="runs/bench", help="where the budget runs' folders go (default: runs/bench)"
     )
-    p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
+    p.add_argument("--threads", type=number(int, at_least(1)), help="intra-op threads (default: one per core)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument(
-        "--min-time", type=float, default=2.0, help="seconds of timed calls per measurement, at least"
+        "--min-time", type=number(float, above(0)), default=2.0, help="seconds of timed calls per measurement, at least"
     )
     p.add_argument(
-        "--repeats", type=int, default=5, help="timed calls per measurement, at least (after 2 warm-up)"
+        "--repeats", type=number(int, at_least(1)), default=5, help="timed calls per measurement, at least (after 2 warm-up)"
     )
     p.add_argument("--csv", help="write the rows as CSV (timm's column names)")
     p.add_argument("--json", help="write the rows and the roofline as JSON")
@@ -764,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (default: 0, in this process)")
+    p.add_argument("--workers", type=number(int, at_least(0)), default=0, help="decoding processes (default: 0, in this process)")
     p.set_defaults(func=cmd_data_check)
     p = data_sub.add_parser(
         "shard",
@@ -777,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard-size", default="256MB", help="samples per shard (1000) or bytes per shard (256MB; default)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle before sharding (default: 0)")
+    p.add_argument("--seed", type=number(int, at_least(0)), default=0, help="seed of the shuffle before sharding (default: 0)")
     p.set_defaults(func=cmd_data_shard)
     p = data_sub.add_parser(
         "clean",
@@ -795,16 +816,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--model", help="the model trained on each fold (default: chosen from the data)")
     p.add_argument("--weights", help="probe the pooled features of these weights instead of training")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=None, help="epochs per fold (default: the recipe's, else 3)")
+    p.add_argument("--folds", type=number(int, at_least(2)), default=5)
+    p.add_argument("--epochs", type=number(int, at_least(1)), default=None, help="epochs per fold (default: the recipe's, else 3)")
     p.add_argument("--preset", help="the recipe of the fold runs (e.g. mnist-speedrun)")
     p.add_argument("--config", metavar="YAML", help="a YAML recipe of the fold runs")
     p.add_argument(
-        "--threshold", type=float, default=0.97, help="near-duplicate cosine similarity (default: 0.97)"
+        "--threshold", type=number(float, share()), default=0.97, help="near-duplicate cosine similarity (default: 0.97)"
     )
     p.add_argument("--out", default="clean-report", help="report folder (default: clean-report)")
     p.add_argument("--apply", action="store_true", help="also write OUT/cleaned.csv, the cleaned label file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number(int, at_least(0)), default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_data_clean)
     return parser

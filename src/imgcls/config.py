@@ -126,6 +126,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
             kwargs[f.name] = from_dict(kind, data[f.name], f"{where}.{f.name}")
         else:
             kwargs[f.name] = coerce(data[f.name], kind, f"{where}.{f.name}")
+            if "valid" in f.metadata and kwargs[f.name] is not None:
+                f.metadata["valid"].check(kwargs[f.name], f"{where}.{f.name}")
     return cls(**kwargs)
 
 
@@ -206,8 +208,57 @@ def help_of(f: dataclasses.Field) -> str:
     return str(f.metadata.get("help", ""))
 
 
-def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with a default and the help text the command line shows for it."""
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number may take: ``low``/``high`` bounds (None: none), each inclusive unless open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        return not (
+            (self.low is not None and (v < self.low or (self.low_open and v == self.low)))
+            or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+        )
+
+    def __str__(self) -> str:
+        def num(x: float) -> str:
+            return f"{x:g}"
+
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{num(self.low)}, {num(self.high)}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {num(self.low)}"
+        return f"{'<' if self.high_open else '<='} {num(self.high)}" if self.high is not None else "any number"
+
+    def check(self, value: Any, where: str) -> None:
+        """ConfigError naming ``where`` and the allowed range when ``value`` (or an item of it) is outside."""
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v not in self:
+                flag = "--" + where.rsplit(".", 1)[-1].replace("_", "-")
+                raise ConfigError(f"{flag} ({where}) must be {self}, got {value!r}")
+
+
+def at_least(low: float) -> Range:
+    return Range(low=low)
+
+
+def above(low: float) -> Range:
+    return Range(low=low, low_open=True)
+
+
+def share(high_open: bool = False, low_open: bool = False) -> Range:
+    """A fraction or probability: [0, 1], either end open as asked."""
+    return Range(0.0, 1.0, low_open, high_open)
+
+
+def opt(default: Any, help: str, valid: Range | None = None, **kw: Any) -> Any:
+    """A dataclass field with a default, the help text the command line shows for it and, for a number,
+    the range of values it may take (checked when a config is built from a file or the command line)."""
+    if valid is not None:
+        kw["valid"] = valid
     if isinstance(default, (dict, list)):
         return dataclasses.field(
             default_factory=lambda: type(default)(default), metadata={"help": help, **kw}

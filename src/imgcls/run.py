@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,12 @@ class RunFolder:
 
     def create(self) -> None:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def remove_if_unused(self) -> None:
+        """Remove this folder if nothing was written into it (a run that failed before it started), so
+        that failed attempts leave no folders behind and later runs are not numbered past them."""
+        if self.root.is_dir() and not any(p.is_file() for p in self.root.rglob("*")):
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def is_run(self) -> bool:
         return self.config.is_file()

@@ -86,7 +86,7 @@ def check_data(source: DataSource, workers: int = 0, progress: bool = True) -> d
     from ..progress import track
     from .shards import sample_labels
 
-    report: dict[str, Any] = {"data": source.spec, "kind": source.kind, "task": "multilabel" if source.multilabel else "multiclass",
+    report: dict[str, Any] = {"data": source.spec, "kind": source.kind, "task": source.task, "errors": [],
                               "classes": source.classes, "notes": list(source.notes), "splits": {}}  # fmt: skip
     first_seen: dict[str, tuple[str, str]] = {}
     duplicates: dict[str, list[str]] = defaultdict(list)
@@ -148,6 +148,8 @@ def check_data(source: DataSource, workers: int = 0, progress: bool = True) -> d
     report["duplicates"] = [[first_seen[d][1], *names] for d, names in duplicates.items()]
     report["leakage"] = leaks
     report["warnings"] = _warnings(report)
+    if (why := source.too_few_classes()) is not None:
+        report["errors"].append(why)
     return report
 
 
@@ -221,7 +223,7 @@ def render(report: dict[str, Any]) -> None:
         console.print(f"note: {note}")
     for w in report["warnings"]:
         console.print(f"[bold yellow]warning:[/] {w}")
-    if not report["warnings"]:
+    if not report["warnings"] and not report.get("errors"):
         console.print("[green]no problems found")
 
 

@@ -124,6 +124,22 @@ class DataSource:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def task(self) -> str:
+        """The task the data implies: multilabel (label lists), binary (two classes) or multiclass."""
+        return "multilabel" if self.multilabel else ("binary" if self.num_classes == 2 else "multiclass")
+
+    def too_few_classes(self) -> str | None:
+        """Why this data cannot train a classifier (fewer than two classes), with what to do; else None."""
+        if self.multilabel or self.num_classes >= 2:
+            return None
+        if not self.classes:
+            return f"{self.spec} has no classes: put images in one folder per class (ROOT/CLASS/*.jpg)"
+        name = self.classes[0]
+        return (f"{self.spec} has one class, {name!r}: a classifier needs at least two. Add a folder of other "
+                f"images beside it as a second class (for example not_{name}/, with images that are not {name}) "
+                "so that the model learns to tell them apart")  # fmt: skip
+
     def split(self, name: str) -> Split:
         if name not in self.splits:
             raise DataError(f"{self.spec} has no {name!r} split (it has: {', '.join(self.splits)})")

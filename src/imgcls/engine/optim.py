@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import opt
+from ..config import above, at_least, opt, share
 from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
@@ -26,40 +26,48 @@ class OptimConfig:
     lr: float = opt(
         5e-3,
         "peak learning rate, not scaled with the batch size (5e-3 suits AdamW on small nets from scratch; large nets want ~1e-3 with warm-up)",
+        valid=above(0),
     )
-    weight_decay: float = opt(0.05, "decoupled (AdamW) or L2 (SGD, RMSprop) weight decay")
-    momentum: float = opt(0.9, "SGD / RMSprop momentum")
+    weight_decay: float = opt(0.05, "decoupled (AdamW) or L2 (SGD, RMSprop) weight decay", valid=at_least(0))
+    momentum: float = opt(0.9, "SGD / RMSprop momentum", valid=share(high_open=True))
     nesterov: bool = opt(False, "Nesterov momentum (SGD)")
-    betas: tuple[float, float] = opt((0.9, 0.999), "AdamW betas")
-    eps: float = opt(1e-8, "AdamW / RMSprop epsilon")
+    betas: tuple[float, float] = opt((0.9, 0.999), "AdamW betas", valid=share(high_open=True))
+    eps: float = opt(1e-8, "AdamW / RMSprop epsilon", valid=above(0))
     decay_norm_bias: bool = opt(
         False,
         "also apply weight decay to norm weights and biases (usually off; airbench: on). Their decay per step "
         "is lr x weight_decay like every other parameter's: bias_lr_scale speeds up their rate, not their decay",
     )
     bias_lr_scale: float = opt(
-        1.0, "learning-rate factor of the biases and norm parameters (airbench: 64; bias_lr_on says which)"
+        1.0, "learning-rate factor of the biases and norm parameters (airbench: 64; bias_lr_on says which)",
+        valid=above(0),
     )
     bias_lr_on: str = opt(
         "biases", "which parameters bias_lr_scale speeds up: biases (every bias and norm parameter) | norms "
         "(the norm layers' only: airbench's, whose whitening bias trains at the base rate)",
     )
     layer_decay: float = opt(
-        1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)"
+        1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)",
+        valid=share(low_open=True),
     )
     sam: float = opt(
-        0.0, "SAM neighbourhood size rho (0 = off; Foret et al. use 0.05); doubles the step cost"
+        0.0, "SAM neighbourhood size rho (0 = off; Foret et al. use 0.05); doubles the step cost",
+        valid=at_least(0),
     )
-    lookahead: int = opt(0, "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)")
-    lookahead_alpha: float = opt(0.5, "Lookahead slow-weight step size")
+    lookahead: int = opt(
+        0, "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)",
+        valid=at_least(0),
+    )
+    lookahead_alpha: float = opt(0.5, "Lookahead slow-weight step size", valid=share(low_open=True))
     lookahead_ema: int = opt(
         0,
         "airbench's Lookahead-EMA: every this many steps the weights and batch-norm statistics move into an "
         "average whose decay rises over the run, 0.95^k x (step/total)^3, and the last step ends on it (0 = off; "
         "airbench: 5)",
+        valid=at_least(0),
     )
-    clip_grad: float = opt(0.0, "clip the gradient norm to this (0 = off)")
-    accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches")
+    clip_grad: float = opt(0.0, "clip the gradient norm to this (0 = off)", valid=at_least(0))
+    accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches", valid=at_least(1))
 
 
 def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module, declared: set[str]) -> bool:

@@ -98,6 +98,17 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         if resuming:
             cfg = _saved_config(run, cfg)
             notes.append(f"resuming {run.root} (--resume auto found its checkpoint)")
+    try:
+        return _decide(cfg, dist, run, resuming, opened, notes)
+    except BaseException:
+        if not resuming and dist.is_main:
+            run.remove_if_unused()
+        raise
+
+
+def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened: DataSource | None,
+            notes: list[str]) -> ResolvedConfig:  # fmt: skip
+    """The rest of ``resolve``, once the run folder is known: data, task, model, precision."""
     _check(cfg, dist)
     threads, why = _threads(cfg, dist)
     torch.set_num_threads(threads)
@@ -107,6 +118,8 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
     source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
+    if (why := source.too_few_classes()) is not None:
+        raise ConfigError(why)
     if cfg.keep not in KEEP:
         raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {cfg.keep!r}")
     if "val" not in source.splits:
@@ -117,7 +130,7 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         notes.append("validation: none (--val-fraction 0): every training image trains; the last epoch's weights are kept")
     kind = cfg.task.task
     if kind == "auto":
-        kind = "multilabel" if source.multilabel else ("binary" if source.num_classes == 2 else "multiclass")
+        kind = source.task
         notes.append(f"task: {kind} (from the data: {source.num_classes} classes)")
     info = model_info(cfg.model.model)
     sizes = tuple(parse_size_schedule(cfg.data.img_size_schedule, cfg.epochs))

@@ -142,6 +142,14 @@ _IMPORTED = time.perf_counter()
 class Trainer:
     def __init__(self, cfg: TrainConfig | ResolvedConfig) -> None:
         r = cfg if isinstance(cfg, ResolvedConfig) else resolve(cfg)
+        try:
+            self._build(r)
+        except BaseException:
+            if not r.resuming and r.dist.is_main:
+                r.run.remove_if_unused()  # a run that could not start leaves no folder
+            raise
+
+    def _build(self, r: ResolvedConfig) -> None:
         self.r, self.cfg, self.dist, self.run = r, r.cfg, r.dist, r.run
         self.task, self.source, self.pre, self.aug = r.task, r.source, r.pre, r.aug
         self.model, self.device = r.model, r.dist.device
