@@ -246,7 +246,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path: Path, server: Files, t
     body, name = checkpoint("resnet18", tmp_path)
     server.files[f"/models/{name}"] = body
     server.truncate = len(body) // 3
-    with pytest.raises(WeightsDownloadError, match=r"fetch http://127\.0\.0\.1"):
+    with pytest.raises(WeightsDownloadError, match=r"curl -L -o .* http://127\.0\.0\.1"):
         fetch(served(find("resnet18"), server, name), progress=False)
     assert not any(torch_home.iterdir())
 
@@ -260,11 +260,41 @@ def test_no_network_names_the_url_and_the_way_around(torch_home: Path, capsys: p
     assert main(["weights", "fetch", "resnet18"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert (
-        "cannot download resnet18.tv_in1k" in err
-        and "fetch http://127.0.0.1:9/models/resnet18-f37072fd.pth by hand into" in err
-    )
-    assert "--init FILE" in err
+    assert "cannot download resnet18.tv_in1k" in err
+    assert f"curl -L -o {torch_home / 'resnet18-f37072fd.pth'} http://127.0.0.1:9/models/resnet18-f37072fd.pth" in err
+    assert "imgcls train --init FILE" in err
+
+
+def test_the_offline_advice_works_as_printed(tmp_path: Path, server: Files, torch_home: Path) -> None:
+    """Run the fetch command the error prints (curl, or the same URL and path by hand where there is
+    no curl), then the same call again: the weights load from where the advice put them. The advice's
+    imgcls command names an option that command has."""
+    import shlex
+    import shutil
+    import urllib.request
+
+    from imgcls.cli import build_parser
+
+    body, name = checkpoint("resnet18", tmp_path)
+    server.files[f"/models/{name}"] = body
+    server.truncate = len(body) // 3  # the download breaks off: the advice is printed
+    entry = served(find("resnet18"), server, name)
+    with pytest.raises(WeightsDownloadError) as e:
+        fetch(entry, progress=False)
+    server.truncate = None  # "on a machine with a network"
+    command = str(e.value).split("On a machine with a network: ", 1)[1].split(";", 1)[0]
+    argv = shlex.split(command)
+    assert argv[:3] == ["curl", "-L", "-o"]
+    if shutil.which("curl"):
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    else:
+        Path(argv[3]).parent.mkdir(parents=True, exist_ok=True)
+        Path(argv[3]).write_bytes(urllib.request.urlopen(argv[4], timeout=60).read())
+    requests = len(server.requests)
+    assert fetch(entry, progress=False) == torch_home / name  # found where the advice put it, hash checked
+    assert len(server.requests) == requests  # and not downloaded again
+    train_help = build_parser().parse_args(["train", "--init", "x.pth"])
+    assert train_help.init == "x.pth"
 
 
 # ---- the Hugging Face Hub (timm's weights) ----------------------------------------------------------

@@ -270,7 +270,7 @@ def test_bad_images_under_skip(mixed_folder: Path, tmp_path: Path, workers: int,
 @pytest.mark.parametrize("workers", [0, 2])
 def test_skip_aborts_above_the_bad_fraction(mixed_folder: Path, tmp_path: Path, workers: int) -> None:
     src = open_source(mixed_folder)
-    with pytest.raises(TooManyBadImagesError, match=r"5 of 22 images are bad.*bad_images.csv"):
+    with pytest.raises(TooManyBadImagesError, match=r"5 of the 22 images of the train split of .* are bad \(more than --max-bad-fraction 0.2 allows\).*bad_images.csv.*add --max-bad-fraction 0.23 to leave them out"):
         for _ in make_loader(src, "train", pre_for("resnet18", img_size=48), None, 2, workers=workers,
                              on_bad_image="skip", max_bad_fraction=0.2, bad_report=tmp_path / "bad_images.csv"):  # fmt: skip
             pass

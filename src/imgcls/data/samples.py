@@ -7,6 +7,7 @@ share these.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 from pathlib import Path
@@ -48,11 +49,13 @@ class BadImageLog:
         max_fraction: float = 0.01,
         total: int | None = None,
         report: str | Path | None = None,
+        label: str = "the data",
     ) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"on_bad_image must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.policy, self.max_fraction, self.total = policy, max_fraction, total
         self.report = Path(report) if report else None
+        self.label = label  # which images the counts are of ("the train split of DATA")
         self.bad: dict[str, str] = {}
 
     def add(self, bad: list[tuple[str, str]], seen: int | None = None) -> None:
@@ -66,12 +69,14 @@ class BadImageLog:
             self.write()
         total = self.total if self.total is not None else seen
         if total and len(self.bad) > self.max_fraction * total and (self.total is not None or total >= 100):
+            enough = math.ceil(100 * len(self.bad) / total) / 100  # the smallest 2-decimal share that passes
             raise TooManyBadImagesError(
-                f"{len(self.bad)} of {total} images are bad (more than max_bad_fraction={self.max_fraction:g}), "
-                f"e.g. {next(iter(self.bad))!r}: {next(iter(self.bad.values()))}"
-                + (f"; the list is in {self.report}" if self.report else "")
-                + "; run `imgcls data check` on the data, or raise --max-bad-fraction"
-            )
+                f"{len(self.bad)} of the {total} images of {self.label} are bad (more than "
+                f"--max-bad-fraction {self.max_fraction:g} allows), e.g. {next(iter(self.bad))!r}: "
+                f"{next(iter(self.bad.values()))}" + (f"; the list is in {self.report}" if self.report else "")
+                + f". Fix or remove them (imgcls data check lists them all), or add --max-bad-fraction {enough:g} "
+                "to leave them out"
+            )  # fmt: skip
 
     def write(self) -> None:
         assert self.report is not None

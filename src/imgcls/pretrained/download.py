@@ -66,9 +66,16 @@ def fetch(entry: WeightEntry, progress: bool = True) -> Path:
 
 
 def _offline_hint(entry: WeightEntry, reason: str, folder: Path | None = None) -> str:
-    where = f" into {folder}" if folder else ""
-    return (f"cannot download {entry.tag} ({reason}): fetch {entry.download_url} by hand{where}, "
-            f"or pass --init FILE with a copy of it")  # fmt: skip
+    """What to do without a network, as commands that work: put the file where imgcls looks (it is
+    checked by its hash there), then run the same command again."""
+    if folder is not None:
+        fetch = f"curl -L -o {folder / entry.filename} {entry.download_url}"
+    else:
+        fetch = (f"hf download {entry.hf_repo} {entry.hf_file} (Hugging Face's CLI, HF_HUB_OFFLINE unset: it "
+                 f"puts {entry.download_url} in the Hub cache, $HF_HUB_CACHE or ~/.cache/huggingface/hub), then copy "
+                 "that folder to the same place on this machine")  # fmt: skip
+    return (f"cannot download {entry.tag} ({reason}). On a machine with a network: {fetch}; with the file "
+            f"in place, run this command again. To train from a copy kept elsewhere: imgcls train --init FILE")  # fmt: skip
 
 
 def sha256_of(path: Path) -> str:
