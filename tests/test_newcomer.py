@@ -52,3 +52,32 @@ def test_failed_starts_leave_no_folders_and_no_odd_numbers(tmp_path: Path) -> No
     result = train(config(tmp_path, data=f"mnist:{MNIST}", model="lenet5", epochs=1, batch_size=32, eval_test=False,
                           tensorboard=False))  # fmt: skip
     assert result.run == out / "lenet5"  # not lenet5-3
+
+
+def test_progress_lines_appear_in_a_captured_log(tmp_path: Path) -> None:
+    """No terminal (the output captured, as nohup or CI would): plain progress lines with the ETA."""
+    r = cli("train", "--data", f"mnist:{MNIST}", "--model", "lenet5", "--epochs", "2", "--batch-size", "8",
+            "--out", str(tmp_path), "--no-tensorboard", "--log-every", "0.000001")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("epoch ") and " ETA " in x]
+    assert len(lines) >= 2 and any(x.startswith("epoch 2/2  batch") for x in lines), r.stderr
+    assert "img/s" in lines[0] and "loss" in lines[0] and "━" not in r.stderr.split("imgcls:")[-1]
+    quiet = cli("train", "--data", f"mnist:{MNIST}", "--model", "lenet5", "--epochs", "1", "--batch-size", "8",
+                "--out", str(tmp_path), "--no-tensorboard", "--log-every", "0")  # fmt: skip
+    assert not [x for x in quiet.stderr.splitlines() if " ETA " in x]
+
+
+def test_predict_heads_its_column_by_what_it_shows(tmp_path: Path) -> None:
+    root = folder_of(tmp_path, ["ants", "bees"])
+    result = train(config(tmp_path, data=str(root), model="lenet5", epochs=1, batch_size=8, eval_test=False,
+                          tensorboard=False))  # fmt: skip
+    image = next((root / "ants").iterdir())
+    r = cli("predict", str(result.run), str(image), "--topk", "5")
+    assert r.returncode == 0, r.stderr
+    assert "all classes" in r.stdout and "top 5" not in r.stdout
+
+
+def test_the_default_log_holds_no_jargon(tmp_path: Path) -> None:
+    r = cli("train", "--data", f"mnist:{MNIST}", "--model", "lenet5", "--epochs", "1", "--out", str(tmp_path),
+            "--no-tensorboard", "--no-progress")  # fmt: skip
+    assert r.returncode == 0 and "mallopt" not in r.stdout + r.stderr

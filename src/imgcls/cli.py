@@ -371,7 +371,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         table = Table(title=f"{args.run}: {clf.meta.model if clf.meta else 'model'}, {clf.task.kind}")
         table.add_column("file", overflow="fold")
         table.add_column("prediction")
-        table.add_column(f"top {args.topk}", overflow="fold")
+        shown_k = min(args.topk, len(clf.classes)) if clf.task.kind != "multilabel" else args.topk
+        table.add_column(f"top {shown_k}" if shown_k < len(clf.classes) else "all classes", overflow="fold")
         for p in preds:
             if p.error:
                 table.add_row(p.source, "[red]unreadable", p.error)

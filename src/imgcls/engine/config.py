@@ -189,7 +189,11 @@ class TrainConfig:
         "synchronise batch-norm statistics across GPUs (CUDA; on CPUs they are averaged at each evaluation)",
     )
     tensorboard: bool = opt(True, "write TensorBoard event files into the run folder")
-    progress: bool = opt(True, "show progress bars")
+    progress: bool = opt(True, "show progress bars (where the output is not a terminal: a plain line every --log-every s)")
+    log_every: float = opt(
+        30.0, "seconds between plain progress lines when the output is not a terminal (0: epoch lines only)",
+        valid=at_least(0),
+    )
     test_tta: str = opt(
         "none",
         "none | flip | flip-shift: the test split's final evaluation averages the logits of these views "

@@ -8,6 +8,7 @@ resume lives in the trainer's ``TrainState``, which the checkpoint saves.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +217,43 @@ class ProgressBar(Hook):
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
+
+
+class ProgressLines(Hook):
+    """Where no terminal shows a bar (a log file, a CI job, nohup): a plain line every ``every``
+    seconds, and after the first step — epoch, batch, running loss and accuracy, img/s and the ETA of
+    the run (timm's log interval, in seconds)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+
+    def start(self, t: Trainer) -> None:
+        self.started, self.first_step, self.last = time.perf_counter(), t.state.step, -math.inf
+
+    def epoch_start(self, t: Trainer) -> None:
+        self.epoch_started, self.seen = time.perf_counter(), 0
+
+    def step(self, t: Trainer, record: dict[str, Any]) -> None:
+        self.seen += record["images"]
+        now = time.perf_counter()
+        if not self.every or now - self.last < self.every:
+            return
+        self.last = now
+        s, done = t.state.epoch_sums, t.state.step - self.first_step
+        total = t.planned_epochs * t.steps_per_epoch
+        eta = (now - self.started) / max(done, 1) * max(total - t.state.step, 0)
+        rate = self.seen / max(now - self.epoch_started, 1e-9)
+        print(f"epoch {t.state.epoch + 1}/{t.planned_epochs}  batch {t.state.batch}/{len(t.train_loader())}  "
+              f"loss {s['loss'] / max(s['n'], 1):.4f}  acc {s['correct'] / max(s['n'], 1):.3f}  {rate:,.0f} img/s  "
+              f"ETA {duration(eta)}", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def duration(seconds: float) -> str:
+    """1h02m, 4m05s, 12s."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def epoch_line(record: dict[str, Any], epochs: int, seconds: float) -> str:

@@ -113,8 +113,7 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
     threads, why = _threads(cfg, dist)
     torch.set_num_threads(threads)
     notes.append(f"threads: {threads} per process ({why})")
-    if keep_freed_memory():
-        notes.append("memory: freed tensors kept in the process for reuse (glibc mallopt; see imgcls.memory)")
+    keep_freed_memory()  # large freed tensors reused, not returned to the kernel (imgcls.memory says why)
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
     source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)

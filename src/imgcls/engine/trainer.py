@@ -51,6 +51,7 @@ from .hooks import (
     Hook,
     NonFiniteGuard,
     ProgressBar,
+    ProgressLines,
     StepLog,
     TrainingDivergedError,
 )
@@ -418,8 +419,8 @@ class Trainer:
         with GracefulStop() as stop, progress_bar(disable=not (cfg.progress and self.dist.is_main)) as bar:
             self.stop, self.bar = stop, bar
             self.hooks = [*self.default_hooks(), *hooks]
-            if cfg.progress and self.dist.is_main:
-                self.hooks.append(ProgressBar(bar))
+            if cfg.progress and self.dist.is_main:  # a bar on a terminal, else plain lines in the log
+                self.hooks.append(ProgressBar(bar) if bar.console.is_terminal else ProgressLines(cfg.log_every))
             self.call("start")
             while self.budget is not None or self.state.epoch < cfg.epochs:
                 loader = self.train_loader()
