@@ -38,7 +38,7 @@ def test_every_numeric_training_option_declares_its_range() -> None:
         ("accum_steps", "0", "--accum-steps (config.optim.accum_steps) must be >= 1"),
         ("warmup_fraction", "1", "must be in [0, 1)"),
         ("betas", "0.9,1.2", "--betas (config.optim.betas) must be in [0, 1)"),
-        ("threshold", "1", "--threshold (config.task.threshold) must be in (0, 1)"),
+        ("threshold", "1.5", "--threshold (config.task.threshold) must be in [0, 1]"),
         ("ra_magnitude", "31", "must be in [0, 30]"),
     ],
 )

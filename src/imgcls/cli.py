@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=number(int, at_least(1)), default=5, help="classes to show per image (default: 5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
-        "--threshold", type=number(float, share(low_open=True, high_open=True)), help="decision threshold for binary / multi-label (default: the run's)"
+        "--threshold", type=number(float, share()), help="decision threshold for binary / multi-label (default: the run's)"
     )
     p.add_argument(
         "--tta",

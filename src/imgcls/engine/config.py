@@ -82,7 +82,7 @@ class TaskConfig:
     focal_gamma: float = opt(2.0, "focal loss gamma", valid=at_least(0))
     threshold: float = opt(
         0.5, "decision threshold of binary / multi-label outputs",
-        valid=share(low_open=True, high_open=True),
+        valid=share(),
     )
 
 
