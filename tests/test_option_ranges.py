@@ -30,7 +30,7 @@ def test_every_numeric_training_option_declares_its_range() -> None:
         ("epochs", "-1", "--epochs (config.epochs) must be >= 1, got -1"),
         ("epochs", "0", "--epochs (config.epochs) must be >= 1, got 0"),
         ("batch_size", "0", "--batch-size (config.batch_size) must be >= 1"),
-        ("lr", "0", "--lr (config.optim.lr) must be > 0"),
+        ("lr", "-0.1", "--lr (config.optim.lr) must be >= 0"),
         ("val_fraction", "1", "--val-fraction (config.data.val_fraction) must be in [0, 1)"),
         ("label_smoothing", "-0.1", "must be in [0, 1)"),
         ("momentum", "1.5", "--momentum (config.optim.momentum) must be in [0, 1)"),

@@ -122,7 +122,7 @@ def test_ties_in_the_score_are_broken_by_the_lower_loss(kind: str) -> None:
     """The issue's run: 0.54 / 0.54 / 0.52 with losses 310,352 / 1,841 / 40.9 keeps epoch 2, not 1."""
     score = "f1" if kind == "multilabel" else "acc"
     saved: list[int] = []
-    t = SimpleNamespace(task=Task(kind, 3), state=TrainState())
+    t = SimpleNamespace(task=Task(kind, 3), state=TrainState(), cfg=SimpleNamespace(keep="best"))
     t.save_best = lambda: saved.append(t.state.best["epoch"])
     hook = BestWeights()
     for epoch, (value, loss) in enumerate([(0.54, 310_352.0), (0.54, 1_841.0), (0.52, 40.9)]):

@@ -26,7 +26,7 @@ class OptimConfig:
     lr: float = opt(
         5e-3,
         "peak learning rate, not scaled with the batch size (5e-3 suits AdamW on small nets from scratch; large nets want ~1e-3 with warm-up)",
-        valid=above(0),
+        valid=at_least(0),
     )
     weight_decay: float = opt(0.05, "decoupled (AdamW) or L2 (SGD, RMSprop) weight decay", valid=at_least(0))
     momentum: float = opt(0.9, "SGD / RMSprop momentum", valid=share(high_open=True))
