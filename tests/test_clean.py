@@ -149,7 +149,7 @@ def test_clean_end_to_end_writes_the_csv_the_page_and_a_cleaned_label_file(tmp_p
 @pytest.mark.parametrize("folds", [1])
 def test_too_few_folds_are_refused(tmp_path: Path, folds: int) -> None:
     r = cli("data", "clean", str(FOLDER), "--model", "lenet5", "--folds", str(folds), "--out", str(tmp_path))
-    assert r.returncode != 0 and "--folds must be at least 2" in r.stderr
+    assert r.returncode != 0 and "argument --folds: must be >= 2, got 1" in r.stderr
 
 
 def test_out_of_fold_probabilities_average_the_runs_test_time_views(monkeypatch: pytest.MonkeyPatch) -> None:
