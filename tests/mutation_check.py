@@ -88,6 +88,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '    best = "fp32"',
         [OPTIONS],
     ),
+    "precision-trial-unbounded": (
+        "engine/precision.py",
+        "    if run_steps is not None and run_steps * SHARE < least:",
+        "    if False:",
+        [OPTIONS],
+    ),
+    "precision-trial-share": (
+        "engine/precision.py",
+        "        bounds += [SHARE * run_steps * step_s] if run_steps is not None else []",
+        "        bounds += []",
+        [OPTIONS],
+    ),
     "bf16-autocast": (
         "amp.py",
         "    if dtype is None:\n        return contextlib.nullcontext()",

@@ -364,11 +364,60 @@ def test_precision_auto_measures_longer_when_candidates_are_close(stub_clock) ->
 def test_the_trainer_trains_in_what_auto_chose(stub_clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     table, _ = stub_clock
     table.update({"fp32": [1.0], "fp32+channels_last": [0.9], "bf16": [0.8], "bf16+channels_last": [0.4]})
-    trainer = Trainer(
-        quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", stop_after_steps=1)
+    trainer = Trainer(  # a run planned long enough to pay for the trial, stopped after its first step
+        quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", epochs=1000, stop_after_steps=1)
     )
     assert trainer.cfg.precision == "bf16" and trainer.channels_last
     assert "precision: bf16" in trainer.run.config.read_text()
+
+
+def test_a_run_too_short_to_pay_for_the_trial_is_not_measured(stub_clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imgcls import create_model
+    from imgcls.engine import precision
+
+    table, timed = stub_clock
+    table.update({"fp32": [1.0], "fp32+channels_last": [0.9], "bf16": [0.8], "bf16+channels_last": [0.4]})
+    model, x = create_model("resnet20"), torch.randn(4, 3, 32, 32)
+    y = torch.zeros(4, dtype=torch.long)
+    least = 4 * (1 + precision.MIN_ROUNDS)  # four candidates, a warm-up and MIN_ROUNDS steps each
+    short = precision.choose(model, x, lambda out: F.cross_entropy(out, y), torch.device("cpu"), "auto", "auto",
+                             "m", run_steps=int(least / precision.SHARE) - 1)  # fmt: skip
+    assert not timed and (short.precision, short.channels_last) == ("fp32", False)
+    assert "not measured" in short.describe() and "--precision" in short.describe()
+    long = precision.choose(model, x, lambda out: F.cross_entropy(out, y), torch.device("cpu"), "auto", "auto",
+                            "m", run_steps=int(least / precision.SHARE) * 10)  # fmt: skip
+    assert timed and (long.precision, long.channels_last) == ("bf16", True)
+    timed.clear()  # the unmeasured verdict was not cached; the measured one is, whatever the run's length
+    again = precision.choose(model, x, lambda out: F.cross_entropy(out, y), torch.device("cpu"), "auto", "auto",
+                             "m", run_steps=1)  # fmt: skip
+    assert again.cached and not timed and again.precision == "bf16"
+    trainer = Trainer(quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", stop_after_steps=1))
+    assert trainer.cfg.precision == "fp32" and not trainer.channels_last
+    assert any("not measured" in note for note in trainer.notes)
+
+
+@pytest.mark.parametrize(
+    "run_steps,run_seconds,rounds", [(450, None, 4), (2000, None, 12), (None, 60.0, 6), (None, 6.0, 0)]
+)
+def test_the_trial_costs_at_most_its_share_of_the_run(stub_clock, run_steps, run_seconds, rounds) -> None:  # type: ignore[no-untyped-def]
+    from imgcls import create_model
+    from imgcls.engine import precision
+
+    table, timed = stub_clock
+    step = {"fp32": 0.1, "fp32+channels_last": 0.1, "bf16": 0.1, "bf16+channels_last": 0.1}  # too close to call
+    table.update({k: [v] for k, v in step.items()})
+    y = torch.zeros(4, dtype=torch.long)
+    verdict = precision.choose(create_model("resnet20"), torch.randn(4, 3, 32, 32), lambda out: F.cross_entropy(out, y),
+                               torch.device("cpu"), "auto", "auto", "m", run_steps=run_steps,
+                               run_seconds=run_seconds)  # fmt: skip
+    cost = sum(step[name] for name in timed) / 1.02  # the stub's noise is within 2 %
+    run = run_steps * 0.1 if run_steps else run_seconds
+    assert cost <= precision.SHARE * run, (cost, run)
+    assert verdict.rounds == rounds  # 0.1 s a step, 4 candidates: 0.4 s of warm-ups, 0.4 s a round
+    if rounds:
+        assert not verdict.clear
+    else:  # the warm-ups alone showed the minimum trial would not fit: fp32, said so
+        assert verdict.rounds == 0 and verdict.precision == "fp32" and "not measured" in verdict.describe()
 
 
 @pytest.mark.skipif(

@@ -3,12 +3,18 @@
 On a CPU with native bf16 (AVX-512 BF16 / AMX), bf16 autocast is 2-4x faster for ResNets at 224 px
 but *slower* for transformers, ConvNeXt and 32 px CIFAR nets (benchmarks/model_throughput.py), so
 ``auto`` times whole training steps (forward, backward, optimiser step) of the actual model and
-batch in each candidate — fp32, bf16, and for conv nets each with channels_last — in interleaved
-rounds, until one candidate is ahead of every other by ``MARGIN`` on the median, or the candidates
-are within it of each other after ``MAX_ROUNDS`` (then the fastest median wins, and the verdict says
-they were close). The verdict is cached per model config, input shape, thread count, CPU and torch
-version. On CUDA, ``auto`` is bf16 where supported (else fp16 with a gradient scaler) with
-channels_last for conv nets.
+batch in each candidate — fp32, bf16 where the CPU computes it natively, and for conv nets each with
+channels_last — in interleaved rounds, until one candidate is ahead of every other by ``MARGIN`` on
+the median, or the candidates are within it of each other after ``MAX_ROUNDS`` (then the fastest
+median wins, and the verdict says they were close).
+
+The trial serves a run, so it costs at most ``SHARE`` of that run's estimated length (its steps
+times the measured step time; ``TRIAL_BUDGET_S`` at most): a run too short to pay for even the
+minimum trial is not measured at all, and keeps the first candidate (fp32, the memory format the
+model has). Nothing is measured where the answer is known — a precision and memory format named, a
+single candidate (fp32 on a CPU without bf16, for a net that is not a conv net) — or cached: the
+verdict is kept per model config, input shape, thread count, CPU model and torch version. On CUDA,
+``auto`` is bf16 where supported (else fp16 with a gradient scaler) with channels_last for conv nets.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from .distributed import Dist
 MARGIN = 0.05  # a winner must be this much faster (median step time) than every other candidate
 MIN_ROUNDS, MAX_ROUNDS = 3, 12  # timed steps per candidate
 TRIAL_BUDGET_S = 20.0  # stop adding rounds after this much timing (the medians so far decide)
+SHARE = 0.05  # the trial's cost, warm-ups included, at most this share of the run's estimated length
 
 
 def is_conv_net(model: nn.Module) -> bool:
@@ -43,6 +50,17 @@ def is_conv_net(model: nn.Module) -> bool:
 
 def _cache_file() -> Path:
     return Path(os.environ.get("IMGCLS_CACHE") or Path.home() / ".cache" / "imgcls") / "precision.json"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``platform.processor()`` is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def label(precision: str, channels_last: bool) -> str:
@@ -59,8 +77,11 @@ class Verdict:
     rounds: int = 0  # timed steps per candidate (0: nothing was measured)
     clear: bool = True  # False: the candidates were within MARGIN of each other
     cached: bool = False
+    unmeasured: str = ""  # why a choice was left unmeasured (the run too short to pay for a trial)
 
     def describe(self) -> str:
+        if self.unmeasured:
+            return f"{label(self.precision, self.channels_last)} (not measured: {self.unmeasured})"
         if not self.seconds:
             return label(self.precision, self.channels_last)
         best = self.seconds[label(self.precision, self.channels_last)]
@@ -92,11 +113,14 @@ def step_seconds(
 
 def measure(
     model: nn.Module, x: torch.Tensor, loss_fn: Callable, device: torch.device,
-    candidates: list[tuple[str, bool]], dist: Dist | None = None,
+    candidates: list[tuple[str, bool]], run_steps: int | None = None, dist: Dist | None = None,
+    run_seconds: float | None = None,
 ) -> tuple[dict[str, float], int, bool]:  # fmt: skip
-    """(median seconds per candidate, rounds, clear winner) from interleaved rounds of whole steps.
-    Under several processes every rank times at once (the contention training will have) and each
-    round's times are averaged over the ranks, so all of them take the same decisions."""
+    """(median seconds per candidate, rounds, clear winner) from interleaved rounds of whole steps;
+    rounds 0 when the trial would have cost more than ``SHARE`` of a run of ``run_steps`` steps or
+    ``run_seconds`` seconds (the seconds are then the warm-ups measured before it stopped). Under several processes every rank
+    times at once (the contention training will have) and each step's time is averaged over the
+    ranks, so all of them take the same decisions."""
     trial = copy.deepcopy(model).to(device).train()
     params = [p for p in trial.parameters() if p.requires_grad] or [nn.Parameter(torch.zeros(1))]
     opt = torch.optim.SGD(params, lr=0.0)  # a real step's work that changes nothing
@@ -105,18 +129,33 @@ def measure(
         inputs[(p, cl)] = x.to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
     times: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
 
-    def run(c: tuple[str, bool]) -> float:
-        trial.to(memory_format=torch.channels_last if c[1] else torch.contiguous_format)
-        return step_seconds(trial, opt, inputs[c], loss_fn, c[0], device)
+    def run(cs: list[tuple[str, bool]]) -> list[float]:
+        out = []
+        for c in cs:
+            trial.to(memory_format=torch.channels_last if c[1] else torch.contiguous_format)
+            out.append(step_seconds(trial, opt, inputs[c], loss_fn, c[0], device))
+        if dist is not None and dist.enabled:
+            out = [t / dist.world for t in dist.sum(out)]
+        return out
 
+    def allowance(step_s: float) -> float:  # seconds the trial may cost, given a step's time
+        bounds = [TRIAL_BUDGET_S]
+        bounds += [SHARE * run_steps * step_s] if run_steps is not None else []
+        bounds += [SHARE * run_seconds] if run_seconds is not None else []
+        return min(bounds)
+
+    spent, warm = 0.0, {}
     for c in candidates:  # warm-up: kernels chosen, caches and allocator filled
-        run(c)
-    spent, rounds, clear = 0.0, 0, False
+        (warm[c],) = run([c])
+        spent += warm[c]
+        if spent > allowance(min(warm.values())):  # a warm-up costs at least a step: already too long
+            return {label(*k): v for k, v in warm.items()}, 0, False
+    if spent + MIN_ROUNDS * sum(warm.values()) > allowance(min(warm.values())):  # a step costs at most its warm-up
+        return {label(*k): v for k, v in warm.items()}, 0, False
+    rounds, clear = 0, False
     while rounds < MAX_ROUNDS:
         order = candidates[rounds % len(candidates) :] + candidates[: rounds % len(candidates)]
-        measured = [run(c) for c in order]  # rotated each round, so no candidate always follows the same one
-        if dist is not None and dist.enabled:
-            measured = [t / dist.world for t in dist.sum(measured)]
+        measured = run(order)  # rotated each round, so no candidate always follows the same one
         for c, t in zip(order, measured):
             times[c].append(t)
             spent += t
@@ -125,7 +164,7 @@ def measure(
             continue
         medians = sorted(statistics.median(v) for v in times.values())
         clear = len(medians) < 2 or medians[1] >= medians[0] * (1 + MARGIN)
-        if clear or spent > TRIAL_BUDGET_S:
+        if clear or spent + sum(measured) > allowance(medians[0]):  # another round would pass the allowance
             break
     return {label(*c): statistics.median(v) for c, v in times.items()}, rounds, clear
 
@@ -139,9 +178,13 @@ def choose(
     channels_last: str,
     key: str,
     dist: Dist | None = None,
+    run_steps: int | None = None,
+    run_seconds: float | None = None,
 ) -> Verdict:
-    """The precision and memory format for the requested settings (``auto``: measured, cached). With
-    several processes, rank 0's cache decides whether to measure, and the verdict is the same on all."""
+    """The precision and memory format for the requested settings (``auto``: measured, cached), for a
+    run of ``run_steps`` training steps or ``run_seconds`` seconds (neither: of unknown length; the
+    trial is then bounded by ``TRIAL_BUDGET_S`` alone). With several processes, rank 0's cache decides whether to measure,
+    and the verdict is the same on all."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if channels_last not in ("auto", "on", "off"):
@@ -173,10 +216,10 @@ def choose(
                 list(x.shape),
                 torch.get_num_threads(),
                 dist.world if dist is not None else 1,
-                platform.processor(),
+                cpu_model(),
                 torch.__version__,
                 candidates,
-                2,
+                3,
             ]
         ).encode()
     ).hexdigest()[:24]
@@ -193,10 +236,19 @@ def choose(
         cached = dist.broadcast(cached)
     if cached is not None:
         return Verdict(**{**cached, "cached": True})
+    least = len(candidates) * (1 + MIN_ROUNDS)  # steps the shortest trial takes
+    if run_steps is not None and run_steps * SHARE < least:
+        return Verdict(*candidates[0], unmeasured=f"{len(candidates)} candidates take {least} trial steps, more "
+                       f"than {SHARE:.0%} of this {run_steps}-step run; name --precision / --channels-last to choose")  # fmt: skip
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         # dropout in the trial must not move the global RNG: a measured and a cached verdict
         # then give the same training run
-        seconds, rounds, clear = measure(model, x, loss_fn, device, candidates, dist)
+        seconds, rounds, clear = measure(model, x, loss_fn, device, candidates, run_steps, dist, run_seconds)
+    if not rounds:
+        length = f"{run_steps}-step" if run_steps is not None else f"{run_seconds:.0f}-second"
+        return Verdict(*candidates[0], seconds, unmeasured=f"a step takes {min(seconds.values()):.2g} s: the trial "
+                       f"would cost more than {SHARE:.0%} of this {length} run; name --precision / "
+                       "--channels-last to choose")  # fmt: skip
     best = min(seconds, key=seconds.__getitem__)
     verdict = Verdict(best.split("+")[0], best.endswith("channels_last"), seconds, rounds, clear)
     if main:

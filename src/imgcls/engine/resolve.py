@@ -176,8 +176,10 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
         verdict = Verdict(cfg.precision, cfg.channels_last == "on")
     else:
         key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
+        steps, seconds = _run_length(cfg, train, dist)
         verdict = choose(model, x.to(dist.device), lambda out: task.loss(out, y.to(dist.device)), dist.device,
-                         cfg.precision, cfg.channels_last, key=key, dist=dist)  # fmt: skip
+                         cfg.precision, cfg.channels_last, key=key, dist=dist, run_steps=steps,
+                         run_seconds=seconds)  # fmt: skip
     if cfg.model.linear_probe and verdict.precision == "auto":
         verdict = Verdict("fp32", False)
     if cfg.precision == "auto" or cfg.channels_last == "auto":
@@ -317,6 +319,18 @@ def _workers(cfg: TrainConfig, source: DataSource, pre: Preprocess, dist: Dist) 
     if use_cache(source.split("train"), pre):
         return 0
     return min(4, max(1, cpu_cores() // dist.local_world))
+
+
+def _run_length(cfg: TrainConfig, train: Any, dist: Dist) -> tuple[int | None, float | None]:
+    """(forward-backward passes per process, seconds) the run is planned to take, as far as known:
+    what the precision trial may spend a small share of."""
+    if cfg.budget:
+        return None, parse_duration(cfg.budget)
+    try:
+        per_epoch = -(-len(train) // (cfg.batch_size * dist.world))
+    except TypeError:  # tar shards without a labels.json: of unknown length
+        return None, None
+    return cfg.epochs * max(1, per_epoch), None
 
 
 def _trial_batch(

@@ -17,14 +17,45 @@ function showError(message) {
   $("error").hidden = false;
 }
 
+function describeInput(input, colorSpace) {
+  const [c, h, w] = input;
+  const names = { gray: "grayscale", rgb: "RGB" };
+  const colour = names[colorSpace] || colorSpace || (c === 1 ? "grayscale" : "RGB");
+  return w + " × " + h + " px, " + colour + " (" + c + " channel" + (c === 1 ? "" : "s") + ")";
+}
+
+function showInfo() {
+  $("model").textContent = info.model || "a model";
+  const n = info.labels.length;
+  $("status").textContent = "ready: " + n + " classes, " + info.task + ", input " + info.input_size[2] + " × "
+    + info.input_size[1] + " px";
+  $("about-summary").textContent = "about this model";
+  const rows = [
+    ["model", info.model || "(unnamed)"],
+    ["runs on", info.backend],
+    ["task", info.task + (info.task === "multiclass" ? "" : ", threshold " + info.threshold)],
+    ["input", describeInput(info.input_size, info.color_space)],
+    ["classes (" + n + ")", info.labels.join(", ")],
+  ];
+  const list = $("about-list");
+  list.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    list.append(dt, dd);
+  }
+  $("about").hidden = false;
+}
+
 async function loadInfo() {
   const r = await fetch("/info", { headers: headers() });
   if (r.status === 401) { $("token-row").hidden = false; $("status").textContent = "this server needs a token"; return; }
   if (r.status === 503) { setTimeout(loadInfo, 500); return; }
   if (!r.ok) { showError("the server answered " + r.status); return; }
   info = await r.json();
-  $("model").textContent = info.model + " · " + info.task + " · " + info.labels.length + " classes";
-  $("status").textContent = "ready";
+  showInfo();
 }
 
 function bar(name, p, chosen, threshold) {
@@ -70,14 +101,38 @@ function render(file, result) {
   $("result").hidden = false;
 }
 
+function showPreview(file) {
+  const img = $("preview");
+  if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
+  img.dataset.url = URL.createObjectURL(file);
+  img.hidden = false;
+  $("dimensions").textContent = "";
+  img.onload = () => { $("dimensions").textContent = img.naturalWidth + " × " + img.naturalHeight + " px"; };
+  img.onerror = () => { img.hidden = true; $("dimensions").textContent = "(this browser cannot show the image)"; };
+  img.src = img.dataset.url;
+}
+
 async function classify(file) {
   $("error").hidden = true;
-  $("preview").src = URL.createObjectURL(file);
+  $("result").hidden = true;  // nothing of the last image stays on screen beside a new answer or error
   const n = info ? Math.min(info.labels.length, info.task === "multilabel" ? info.labels.length : 5) : 5;
-  const r = await fetch("/predict?topk=" + n, { method: "POST", body: file, headers: headers(file.type) });
+  let r;
+  try {
+    r = await fetch("/predict?topk=" + n, { method: "POST", body: file, headers: headers(file.type) });
+  } catch (e) {
+    showError("“" + file.name + "” could not be sent: the server cannot be reached (" + e.message + ")");
+    return;
+  }
   const body = await r.json().catch(() => ({}));
+  const said = (body.error && body.error.message) || ("the server answered " + r.status);
   if (r.status === 401) { $("token-row").hidden = false; showError("a token is needed"); return; }
-  if (!r.ok) { showError((body.error && body.error.message) || ("the server answered " + r.status)); return; }
+  if (r.status === 415) {
+    showError("“" + file.name + "” is not an image" + (file.type ? " (" + file.type + ")" : "")
+      + ": choose a JPEG, PNG, GIF, BMP, WebP or TIFF file. The server said: " + said);
+    return;
+  }
+  if (!r.ok) { showError("“" + file.name + "”: " + said); return; }
+  showPreview(file);
   render(file, body);
 }
 
