@@ -291,3 +291,23 @@ def test_balanced_draws_reach_every_loader() -> None:
             src, "train", pre_for(model), None, 16, shuffle=True, cache=cache, sample_weights=only
         )
         assert set(torch.cat([b.index for b in loader]).tolist()) == {17}, cache
+
+
+@pytest.mark.parametrize(
+    "shape, model, channels",
+    [((28, 28), "lenet5", 1), ((27, 30, 3), "resnet20", 3), ((32, 25, 3), "resnet20", 3), ((20, 20, 3), "resnet20", 3)],
+)
+def test_array_images_are_cached_as_the_predict_path_sees_them(shape: tuple, model: str, channels: int) -> None:
+    """In-memory images (MNIST, CIFAR batches) smaller than the input are padded in one array
+    operation: the pixels equal Pillow's geometry image by image (the path predict takes); a
+    size that is resized (20 px for 32: too small to pad) still takes Pillow's path."""
+    from imgcls.data.cache import _from_arrays
+    from imgcls.data.splits import ArraySplit
+
+    images = np.random.default_rng(0).integers(1, 256, (5, *shape), dtype=np.uint8)
+    split = ArraySplit(images, np.zeros(5, np.int64), "arrays")
+    pre = pre_for(model, channels)
+    cached = _from_arrays(split, pre)
+    one_by_one = np.stack([pre.pixels(split.image(i, pre.mode)).numpy() for i in range(5)])
+    assert cached.shape == (5, channels, pre.size, pre.size)
+    np.testing.assert_array_equal(cached, one_by_one)
