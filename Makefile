@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test docs models clean
+.PHONY: install demo test lint docs models clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff's lint rules and formatting (pyproject.toml), checked, not applied: `ruff format` applies them
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # the documentation site (MkDocs + Material) into site/; strict: a broken link or reference fails
 docs: $(STAMP)

@@ -79,7 +79,9 @@ def render(data: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", type=Path, required=True, help="a folder of photos: train/CLASS/*.jpg, val/CLASS/*.jpg")
+    ap.add_argument(
+        "--photos", type=Path, required=True, help="a folder of photos: train/CLASS/*.jpg, val/CLASS/*.jpg"
+    )
     ap.add_argument("--mnist", type=Path, default=Path("data/mnist"))
     ap.add_argument("--src", type=Path, help="time this checkout's src/ instead of the installed imgcls")
     ap.add_argument("--label", default="this commit")
@@ -91,7 +93,9 @@ def main() -> None:
         "make demo (lenet5, 1 MNIST epoch)":
             timed_run(["--data", f"mnist:{args.mnist}", "--model", "lenet5", "--epochs", "1"], args.src),
     }  # fmt: skip
-    data.update(cpu=cpu_model(), cores=os.cpu_count(), date=datetime.date.today().isoformat(), floor=floor_seconds())
+    data.update(
+        cpu=cpu_model(), cores=os.cpu_count(), date=datetime.date.today().isoformat(), floor=floor_seconds()
+    )
     data["runs"][args.label] = runs
     OUT_JSON.write_text(json.dumps(data, indent=1) + "\n")
     OUT_MD.write_text(render(data))

@@ -70,8 +70,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "layer-decay": (
         "engine/optim.py",
-        'g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * (',
-        'g["lr_scale"] = (1.0) * (',
+        'g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * speed',
+        'g["lr_scale"] = (1.0) * speed',
         [OPTIONS, FINETUNE],
     ),
     "sam-second-pass": (

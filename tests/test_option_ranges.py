@@ -49,7 +49,9 @@ def test_an_impossible_training_value_is_refused_by_name(option: str, value: str
 
 
 def test_the_bounds_themselves_are_accepted() -> None:
-    cfg = apply_overrides(TrainConfig, {}, {"epochs": "1", "val_fraction": "0", "momentum": "0", "hflip": "1"})
+    cfg = apply_overrides(
+        TrainConfig, {}, {"epochs": "1", "val_fraction": "0", "momentum": "0", "hflip": "1"}
+    )
     assert (cfg.epochs, cfg.data.val_fraction, cfg.optim.momentum, cfg.aug.hflip) == (1, 0.0, 0.0, 1.0)
     assert 0 in Range(0, 1) and 1 not in Range(0, 1, high_open=True) and 0 not in Range(0, 1, low_open=True)
 

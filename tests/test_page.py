@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from PIL import Image
 from test_serve import serving, wait_ready
@@ -103,7 +102,10 @@ def test_an_upload_draws_the_bars_and_the_file_name_stays_text(browser, tmp_path
         assert not browser.find_element(By.ID, "preview").is_displayed()
         # the model in words: name, classes, input size
         status = browser.find_element(By.ID, "status").text
-        assert f"{len(meta.classes)} classes" in status and f"{meta.preprocess.size} × {meta.preprocess.size} px" in status
+        assert (
+            f"{len(meta.classes)} classes" in status
+            and f"{meta.preprocess.size} × {meta.preprocess.size} px" in status
+        )
         browser.find_element(By.CSS_SELECTOR, "#about summary").click()
         about = browser.find_element(By.ID, "about-list").text
         assert meta.meta.model in about and ", ".join(meta.classes) in about and "grayscale" in about
@@ -131,10 +133,14 @@ def test_an_upload_draws_the_bars_and_the_file_name_stays_text(browser, tmp_path
         x0, y0 = int(preview["x"]) + 2, int(preview["y"]) + 2  # inside the 1 px border
         w, h = int(preview["width"]) - 4, int(preview["height"]) - 4
         drawn = shot[y0 : y0 + h, x0 : x0 + w].mean(axis=-1)
-        scaled = np.asarray(Image.fromarray(images[0]).resize((int(preview["width"]) - 2,) * 2, Image.NEAREST))
+        scaled = np.asarray(
+            Image.fromarray(images[0]).resize((int(preview["width"]) - 2,) * 2, Image.NEAREST)
+        )
         want = scaled[1 : 1 + h, 1 : 1 + w].astype(np.int16)
         assert np.abs(drawn - want).mean() < 12, np.abs(drawn - want).mean()
-        assert np.abs(drawn - np.roll(want, 40, axis=0)).mean() > 30  # the comparison can tell another picture
+        assert (
+            np.abs(drawn - np.roll(want, 40, axis=0)).mean() > 30
+        )  # the comparison can tell another picture
         browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
 
         # not an image: an error in words that names the file, and nothing of the last image stays
@@ -146,7 +152,11 @@ def test_an_upload_draws_the_bars_and_the_file_name_stays_text(browser, tmp_path
         assert not browser.find_element(By.ID, "result").is_displayed()
         browser.save_screenshot(str(ARTIFACTS / "serve-page-not-an-image.png"))
         below = band(browser, screenshot(browser), "error", "main > p.small")
-        assert (np.abs(below - BACKGROUND).max(axis=-1) <= 2).all(), "a preview or bars stayed beside the error"
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "415" not in e["message"]]
+        assert (np.abs(below - BACKGROUND).max(axis=-1) <= 2).all(), (
+            "a preview or bars stayed beside the error"
+        )
+        errors = [
+            e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "415" not in e["message"]
+        ]
         assert not errors, errors
     assert (ARTIFACTS / "serve-page.png").stat().st_size > 5_000

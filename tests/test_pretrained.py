@@ -261,7 +261,10 @@ def test_no_network_names_the_url_and_the_way_around(torch_home: Path, capsys: p
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "cannot download resnet18.tv_in1k" in err
-    assert f"curl -L -o {torch_home / 'resnet18-f37072fd.pth'} http://127.0.0.1:9/models/resnet18-f37072fd.pth" in err
+    assert (
+        f"curl -L -o {torch_home / 'resnet18-f37072fd.pth'} http://127.0.0.1:9/models/resnet18-f37072fd.pth"
+        in err
+    )
     assert "imgcls train --init FILE" in err
 
 

@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_page import ARTIFACTS, browser, pytestmark, wait_for  # noqa: F401  (the Chromium fixture)
+from test_page import ARTIFACTS, pytestmark, wait_for  # noqa: F401  (pytestmark: skipped without Chromium)
+from test_page import browser as browser  # the Chromium fixture
 
 from imgcls.cli import build_parser
 from support import ROOT
@@ -43,7 +44,14 @@ def test_each_command_has_a_page_with_every_option(site: Path) -> None:
         page = site / "commands" / name / "index.html"
         assert page.is_file(), f"no page for imgcls {name}"
         text = text_of(page)
-        parsers = [parser, *(getattr(a, "choices", None) or {} for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")]  # type: ignore[attr-defined]
+        parsers = [
+            parser,
+            *(
+                getattr(a, "choices", None) or {}
+                for a in parser._actions
+                if a.__class__.__name__ == "_SubParsersAction"
+            ),
+        ]  # type: ignore[attr-defined]
         for p in [q for x in parsers for q in (x.values() if isinstance(x, dict) else [x])]:
             for action in p._actions:
                 if action.__class__.__name__ == "_HelpAction":
@@ -89,11 +97,19 @@ def test_the_home_page_renders_in_chromium(site: Path, browser) -> None:  # type
     try:
         browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "nav.md-nav--primary a"))
-        links = {a.get_attribute("textContent").strip() for a in browser.find_elements(By.CSS_SELECTOR, "nav.md-nav--primary a")}
+        links = {
+            a.get_attribute("textContent").strip()
+            for a in browser.find_elements(By.CSS_SELECTOR, "nav.md-nav--primary a")
+        }
         for label in ("Getting started", "API reference", "imgcls train", "Time to accuracy"):
             assert any(label in link for link in links), (label, sorted(links))
         assert browser.find_element(By.TAG_NAME, "h1").text == "imgcls"
-        assert browser.execute_script("return document.querySelector('.md-content').getBoundingClientRect().height") > 500
+        assert (
+            browser.execute_script(
+                "return document.querySelector('.md-content').getBoundingClientRect().height"
+            )
+            > 500
+        )
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "site-home.png"))
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -86,7 +86,9 @@ def benchmark_page(path: Path) -> str:
 def on_files(files: Files, config: Any) -> Files:
     from imgcls.cli import build_parser
 
-    files.append(File.generated(config, "index.md", content=site_links((ROOT / "README.md").read_text(), False)))
+    files.append(
+        File.generated(config, "index.md", content=site_links((ROOT / "README.md").read_text(), False))
+    )
     for name, parser in _subcommands(build_parser()).items():
         files.append(File.generated(config, f"commands/{name}.md", content=command_page(name, parser)))
     for path in sorted((ROOT / "benchmarks").glob("*.md")):

@@ -576,10 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="a run folder, a model.safetensors written by imgcls train, or a weight name")
     p.add_argument("images", nargs="+", help="image files and/or folders")
-    p.add_argument("--topk", type=number(int, at_least(1)), default=5, help="classes to show per image (default: 5)")
+    p.add_argument(
+        "--topk", type=number(int, at_least(1)), default=5, help="classes to show per image (default: 5)"
+    )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
-        "--threshold", type=number(float, share()), help="decision threshold for binary / multi-label (default: the run's)"
+        "--threshold",
+        type=number(float, share()),
+        help="decision threshold for binary / multi-label (default: the run's)",
     )
     p.add_argument(
         "--tta",
@@ -623,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
         "name the same --storage and --study share the study (parallel trials, on one machine or many).",
     )
     p.add_argument("--space", required=True, metavar="YAML", help="the search space")
-    p.add_argument("--trials", type=number(int, at_least(1)), default=20, help="trials this process runs (default: 20)")
+    p.add_argument(
+        "--trials", type=number(int, at_least(1)), default=20, help="trials this process runs (default: 20)"
+    )
     p.add_argument("--timeout", help="stop starting trials after this long (20s, 10m, 1h)")
     p.add_argument(
         "--storage", help="Optuna storage URL shared by processes, e.g. sqlite:///study.db (default: memory)"
@@ -700,12 +706,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token", help="required of every client (else IMGCLS_TOKEN); needed to listen beyond loopback"
     )
-    p.add_argument("--max-batch", type=number(int, at_least(1)), default=32, help="images per forward pass at most")
-    p.add_argument("--max-wait-ms", type=number(float, at_least(0)), default=5.0, help="how long a forward pass waits to fill up")
-    p.add_argument("--queue-size", type=number(int, at_least(1)), default=256, help="images waiting at most (then 503)")
-    p.add_argument("--timeout", type=number(float, above(0)), default=30.0, help="seconds a request may wait for its result")
-    p.add_argument("--max-body-mb", type=number(float, above(0)), default=16.0, help="largest request body, in MiB")
-    p.add_argument("--threads", type=number(int, at_least(1)), help="intra-op threads of the model (default: the library's)")
+    p.add_argument(
+        "--max-batch", type=number(int, at_least(1)), default=32, help="images per forward pass at most"
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=number(float, at_least(0)),
+        default=5.0,
+        help="how long a forward pass waits to fill up",
+    )
+    p.add_argument(
+        "--queue-size", type=number(int, at_least(1)), default=256, help="images waiting at most (then 503)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=number(float, above(0)),
+        default=30.0,
+        help="seconds a request may wait for its result",
+    )
+    p.add_argument(
+        "--max-body-mb", type=number(float, above(0)), default=16.0, help="largest request body, in MiB"
+    )
+    p.add_argument(
+        "--threads",
+        type=number(int, at_least(1)),
+        help="intra-op threads of the model (default: the library's)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -735,13 +761,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="runs/bench", help="where the budget runs' folders go (default: runs/bench)"
     )
-    p.add_argument("--threads", type=number(int, at_least(1)), help="intra-op threads (default: one per core)")
+    p.add_argument(
+        "--threads", type=number(int, at_least(1)), help="intra-op threads (default: one per core)"
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument(
-        "--min-time", type=number(float, above(0)), default=2.0, help="seconds of timed calls per measurement, at least"
+        "--min-time",
+        type=number(float, above(0)),
+        default=2.0,
+        help="seconds of timed calls per measurement, at least",
     )
     p.add_argument(
-        "--repeats", type=number(int, at_least(1)), default=5, help="timed calls per measurement, at least (after 2 warm-up)"
+        "--repeats",
+        type=number(int, at_least(1)),
+        default=5,
+        help="timed calls per measurement, at least (after 2 warm-up)",
     )
     p.add_argument("--csv", help="write the rows as CSV (timm's column names)")
     p.add_argument("--json", help="write the rows and the roofline as JSON")
@@ -786,7 +820,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--workers", type=number(int, at_least(0)), default=0, help="decoding processes (default: 0, in this process)")
+    p.add_argument(
+        "--workers",
+        type=number(int, at_least(0)),
+        default=0,
+        help="decoding processes (default: 0, in this process)",
+    )
     p.set_defaults(func=cmd_data_check)
     p = data_sub.add_parser(
         "shard",
@@ -799,7 +838,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard-size", default="256MB", help="samples per shard (1000) or bytes per shard (256MB; default)"
     )
-    p.add_argument("--seed", type=number(int, at_least(0)), default=0, help="seed of the shuffle before sharding (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=number(int, at_least(0)),
+        default=0,
+        help="seed of the shuffle before sharding (default: 0)",
+    )
     p.set_defaults(func=cmd_data_shard)
     p = data_sub.add_parser(
         "clean",
@@ -818,11 +862,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the model trained on each fold (default: chosen from the data)")
     p.add_argument("--weights", help="probe the pooled features of these weights instead of training")
     p.add_argument("--folds", type=number(int, at_least(2)), default=5)
-    p.add_argument("--epochs", type=number(int, at_least(1)), default=None, help="epochs per fold (default: the recipe's, else 3)")
+    p.add_argument(
+        "--epochs",
+        type=number(int, at_least(1)),
+        default=None,
+        help="epochs per fold (default: the recipe's, else 3)",
+    )
     p.add_argument("--preset", help="the recipe of the fold runs (e.g. mnist-speedrun)")
     p.add_argument("--config", metavar="YAML", help="a YAML recipe of the fold runs")
     p.add_argument(
-        "--threshold", type=number(float, share()), default=0.97, help="near-duplicate cosine similarity (default: 0.97)"
+        "--threshold",
+        type=number(float, share()),
+        default=0.97,
+        help="near-duplicate cosine similarity (default: 0.97)",
     )
     p.add_argument("--out", default="clean-report", help="report folder (default: clean-report)")
     p.add_argument("--apply", action="store_true", help="also write OUT/cleaned.csv, the cleaned label file")

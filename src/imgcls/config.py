@@ -231,7 +231,9 @@ class Range:
             return f"in {'(' if self.low_open else '['}{num(self.low)}, {num(self.high)}{')' if self.high_open else ']'}"
         if self.low is not None:
             return f"{'>' if self.low_open else '>='} {num(self.low)}"
-        return f"{'<' if self.high_open else '<='} {num(self.high)}" if self.high is not None else "any number"
+        return (
+            f"{'<' if self.high_open else '<='} {num(self.high)}" if self.high is not None else "any number"
+        )
 
     def check(self, value: Any, where: str) -> None:
         """ConfigError naming ``where`` and the allowed range when ``value`` (or an item of it) is outside."""

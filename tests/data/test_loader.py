@@ -270,7 +270,10 @@ def test_bad_images_under_skip(mixed_folder: Path, tmp_path: Path, workers: int,
 @pytest.mark.parametrize("workers", [0, 2])
 def test_skip_aborts_above_the_bad_fraction(mixed_folder: Path, tmp_path: Path, workers: int) -> None:
     src = open_source(mixed_folder)
-    with pytest.raises(TooManyBadImagesError, match=r"5 of the 22 images of the train split of .* are bad \(more than --max-bad-fraction 0.2 allows\).*bad_images.csv.*add --max-bad-fraction 0.23 to leave them out"):
+    with pytest.raises(
+        TooManyBadImagesError,
+        match=r"5 of the 22 images of the train split of .* are bad \(more than --max-bad-fraction 0.2 allows\).*bad_images.csv.*add --max-bad-fraction 0.23 to leave them out",
+    ):
         for _ in make_loader(src, "train", pre_for("resnet18", img_size=48), None, 2, workers=workers,
                              on_bad_image="skip", max_bad_fraction=0.2, bad_report=tmp_path / "bad_images.csv"):  # fmt: skip
             pass
@@ -295,9 +298,16 @@ def test_balanced_draws_reach_every_loader() -> None:
 
 @pytest.mark.parametrize(
     "shape, model, channels",
-    [((28, 28), "lenet5", 1), ((27, 30, 3), "resnet20", 3), ((32, 25, 3), "resnet20", 3), ((20, 20, 3), "resnet20", 3)],
+    [
+        ((28, 28), "lenet5", 1),
+        ((27, 30, 3), "resnet20", 3),
+        ((32, 25, 3), "resnet20", 3),
+        ((20, 20, 3), "resnet20", 3),
+    ],
 )
-def test_array_images_are_cached_as_the_predict_path_sees_them(shape: tuple, model: str, channels: int) -> None:
+def test_array_images_are_cached_as_the_predict_path_sees_them(
+    shape: tuple, model: str, channels: int
+) -> None:
     """In-memory images (MNIST, CIFAR batches) smaller than the input are padded in one array
     operation: the pixels equal Pillow's geometry image by image (the path predict takes); a
     size that is resized (20 px for 32: too small to pad) still takes Pillow's path."""

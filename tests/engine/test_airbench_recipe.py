@@ -235,5 +235,9 @@ def test_the_speedrun_preset_is_cifar10_94_at_a_quarter_width() -> None:
     full, narrow = load_preset("cifar10-94"), load_preset("cifar10-speedrun")
     assert "extends" not in narrow
     assert narrow["model"]["model_args"]["widths"] == [32, 128, 128]
-    assert {k: v for k, v in narrow.items() if k != "model"} == {k: v for k, v in full.items() if k != "model"}
-    assert full["optim"]["lookahead_ema"] == 5 and full["keep"] == "last" and full["data"]["val_fraction"] == 0
+    assert {k: v for k, v in narrow.items() if k != "model"} == {
+        k: v for k, v in full.items() if k != "model"
+    }
+    assert (
+        full["optim"]["lookahead_ema"] == 5 and full["keep"] == "last" and full["data"]["val_fraction"] == 0
+    )

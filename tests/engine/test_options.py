@@ -365,7 +365,14 @@ def test_the_trainer_trains_in_what_auto_chose(stub_clock, tmp_path: Path) -> No
     table, _ = stub_clock
     table.update({"fp32": [1.0], "fp32+channels_last": [0.9], "bf16": [0.8], "bf16+channels_last": [0.4]})
     trainer = Trainer(  # a run planned long enough to pay for the trial, stopped after its first step
-        quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", epochs=1000, stop_after_steps=1)
+        quiet(
+            tmp_path,
+            model="resnet20",
+            precision="auto",
+            channels_last="auto",
+            epochs=1000,
+            stop_after_steps=1,
+        )
     )
     assert trainer.cfg.precision == "bf16" and trainer.channels_last
     assert "precision: bf16" in trainer.run.config.read_text()
@@ -391,7 +398,9 @@ def test_a_run_too_short_to_pay_for_the_trial_is_not_measured(stub_clock, tmp_pa
     again = precision.choose(model, x, lambda out: F.cross_entropy(out, y), torch.device("cpu"), "auto", "auto",
                              "m", run_steps=1)  # fmt: skip
     assert again.cached and not timed and again.precision == "bf16"
-    trainer = Trainer(quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", stop_after_steps=1))
+    trainer = Trainer(
+        quiet(tmp_path, model="resnet20", precision="auto", channels_last="auto", stop_after_steps=1)
+    )
     assert trainer.cfg.precision == "fp32" and not trainer.channels_last
     assert any("not measured" in note for note in trainer.notes)
 
@@ -404,7 +413,12 @@ def test_the_trial_costs_at_most_its_share_of_the_run(stub_clock, run_steps, run
     from imgcls.engine import precision
 
     table, timed = stub_clock
-    step = {"fp32": 0.1, "fp32+channels_last": 0.1, "bf16": 0.1, "bf16+channels_last": 0.1}  # too close to call
+    step = {
+        "fp32": 0.1,
+        "fp32+channels_last": 0.1,
+        "bf16": 0.1,
+        "bf16+channels_last": 0.1,
+    }  # too close to call
     table.update({k: [v] for k, v in step.items()})
     y = torch.zeros(4, dtype=torch.long)
     verdict = precision.choose(create_model("resnet20"), torch.randn(4, 3, 32, 32), lambda out: F.cross_entropy(out, y),

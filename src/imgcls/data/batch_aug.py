@@ -50,7 +50,9 @@ def pad_crop(
     (B, C, 2p+1, 2p+1, H, W), indexed by each image's shift: no per-pixel index is built.
     """
     b, _, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4, mode="reflect" if mode == "reflect" else "constant") if padding > 0 else x
+    padded = (
+        F.pad(x, (padding,) * 4, mode="reflect" if mode == "reflect" else "constant") if padding > 0 else x
+    )
     windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)

@@ -100,7 +100,13 @@ def _from_arrays(split: ArraySplit, pre: Preprocess) -> np.ndarray:
     want = 1 if pre.mode == "L" else 3
     if channels == want and (h, w) == (pre.size, pre.size):
         return np.ascontiguousarray(images.reshape(n, h, w, want).transpose(0, 3, 1, 2))
-    if channels == want and pre.pad_small and h <= pre.size and w <= pre.size and min(h, w) * 4 >= pre.size * 3:
+    if (
+        channels == want
+        and pre.pad_small
+        and h <= pre.size
+        and w <= pre.size
+        and min(h, w) * 4 >= pre.size * 3
+    ):
         # the geometry pads a small image onto a black canvas (MNIST's 28 px for LeNet-5's 32): one
         # array operation gives what Pillow's CenterCrop gives image by image
         top, left = (pre.size - h) // 2, (pre.size - w) // 2

@@ -448,7 +448,9 @@ def make_loader(
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     shuffle = aug is not None if shuffle is None else shuffle
     total = len(data) if not isinstance(data, ShardSplit) or data.length is not None else None
-    bad_log = BadImageLog(on_bad_image, max_bad_fraction, total, bad_report, f"the {split} split of {source.spec}")
+    bad_log = BadImageLog(
+        on_bad_image, max_bad_fraction, total, bad_report, f"the {split} split of {source.spec}"
+    )
     batch = BatchTransform(pre, aug, source.num_classes, smoothing)
     plan = BatchPlan(
         batch_size, shuffle, seed, drop_last, rank, world, sample_weights, evaluation=aug is None

@@ -180,6 +180,7 @@ def preprocess_for(
 
 PAD_MODES = ("zeros", "reflect")
 
+
 @dataclass
 class AugmentConfig:
     """Training augmentation. ``augment_preset`` fills it for a data set; every field can be overridden."""
@@ -187,7 +188,9 @@ class AugmentConfig:
     hflip: float = 0.0  # probability of a left-right mirror
     alt_flip: bool = False  # instead: each image mirrored in every other epoch (batch_aug.alternating_flips)
     pad_crop: int = 0  # pixels of padding before a random crop of the original size
-    pad_mode: str = "zeros"  # what fills that padding: zeros (black) | reflect (the image mirrored at its edge)
+    pad_mode: str = (
+        "zeros"  # what fills that padding: zeros (black) | reflect (the image mirrored at its edge)
+    )
     rrc: bool = False  # random-resized crop instead of the eval geometry
     rrc_scale: tuple[float, float] = (0.08, 1.0)  # of the image area
     rrc_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -208,7 +211,9 @@ class AugmentConfig:
                 f"auto_augment must be one of {', '.join(AUTO_AUGMENTS)}, got {self.auto_augment!r}"
             )
         if self.pad_mode not in PAD_MODES:
-            raise ConfigError(f"augment pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+            raise ConfigError(
+                f"augment pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}"
+            )
         if self.alt_flip and self.hflip:
             raise ConfigError(
                 f"augment: alt_flip mirrors every other epoch in place of hflip's coin; set hflip to 0 (got {self.hflip})"

@@ -35,11 +35,14 @@ class DataConfig:
         "auto", "auto | rgb | gray | yuv | fft | lbp (auto: gray for 1-channel data and models)"
     )
     workers: int = opt(
-        -1, "decoding processes (-1: 0 for cached small images, else min(4, cores))",
+        -1,
+        "decoding processes (-1: 0 for cached small images, else min(4, cores))",
         valid=at_least(-1),
     )
     on_bad_image: str = opt("error", "error | skip (skip lists bad files in bad_images.csv)")
-    max_bad_fraction: float = opt(0.01, "with skip: stop when more than this share of images is bad", valid=share())
+    max_bad_fraction: float = opt(
+        0.01, "with skip: stop when more than this share of images is bad", valid=share()
+    )
     balanced_sampler: bool = opt(
         False, "draw training images with probability inverse to their class frequency"
     )
@@ -62,7 +65,8 @@ class ModelSection:
         "none | backbone | stages:N (the stem and the first N-1 blocks); frozen norms stay in eval mode",
     )
     freeze_epochs: int = opt(
-        0, "keep --freeze for this many epochs, then train everything (0: the whole run)",
+        0,
+        "keep --freeze for this many epochs, then train everything (0: the whole run)",
         valid=at_least(0),
     )
     linear_probe: bool = opt(
@@ -81,7 +85,8 @@ class TaskConfig:
     )
     focal_gamma: float = opt(2.0, "focal loss gamma", valid=at_least(0))
     threshold: float = opt(
-        0.5, "decision threshold of binary / multi-label outputs",
+        0.5,
+        "decision threshold of binary / multi-label outputs",
         valid=share(),
     )
 
@@ -98,10 +103,13 @@ class AugSection:
     pad_mode: str | None = opt(None, "zeros | reflect: what fills pad-and-crop's border (airbench: reflect)")
     rrc: bool | None = opt(None, "random-resized crop")
     rrc_scale: tuple[float, float] | None = opt(
-        None, "random-resized crop area range, e.g. 0.08,1",
+        None,
+        "random-resized crop area range, e.g. 0.08,1",
         valid=share(low_open=True),
     )
-    color_jitter: float | None = opt(None, "brightness/contrast/saturation jitter strength", valid=at_least(0))
+    color_jitter: float | None = opt(
+        None, "brightness/contrast/saturation jitter strength", valid=at_least(0)
+    )
     grayscale: float | None = opt(None, "probability of converting to grayscale", valid=share())
     auto_augment: str | None = opt(None, "none | randaugment | trivialaugment")
     ra_ops: int | None = opt(None, "RandAugment operations per image", valid=at_least(0))
@@ -156,7 +164,8 @@ class TrainConfig:
     )
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     ema: float = opt(
-        0.0, "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved",
+        0.0,
+        "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved",
         valid=share(high_open=True),
     )
     bn_recompute: str = opt(
@@ -164,17 +173,22 @@ class TrainConfig:
         "auto | on | off: batch-norm statistics recomputed on the training images before each evaluation "
         "(auto: when an epoch has fewer than 50 steps, too few for the running averages to settle)",
     )
-    early_stop: int = opt(0, "stop after this many epochs without a better val score (0 = off)", valid=at_least(0))
+    early_stop: int = opt(
+        0, "stop after this many epochs without a better val score (0 = off)", valid=at_least(0)
+    )
     max_bad_steps: int = opt(
-        5, "abort after this many non-finite losses in a row (each is skipped)",
+        5,
+        "abort after this many non-finite losses in a row (each is skipped)",
         valid=at_least(1),
     )
     save_every: int = opt(
-        0, "also checkpoint every this many steps (0: at the end of each epoch only)",
+        0,
+        "also checkpoint every this many steps (0: at the end of each epoch only)",
         valid=at_least(0),
     )
     stop_after_steps: int = opt(
-        0, "stop (as if interrupted, resumable) after this many steps in total (0 = off)",
+        0,
+        "stop (as if interrupted, resumable) after this many steps in total (0 = off)",
         valid=at_least(0),
     )
     out: str = opt("runs", "folder that holds the run folders")
@@ -189,9 +203,12 @@ class TrainConfig:
         "synchronise batch-norm statistics across GPUs (CUDA; on CPUs they are averaged at each evaluation)",
     )
     tensorboard: bool = opt(True, "write TensorBoard event files into the run folder")
-    progress: bool = opt(True, "show progress bars (where the output is not a terminal: a plain line every --log-every s)")
+    progress: bool = opt(
+        True, "show progress bars (where the output is not a terminal: a plain line every --log-every s)"
+    )
     log_every: float = opt(
-        30.0, "seconds between plain progress lines when the output is not a terminal (0: epoch lines only)",
+        30.0,
+        "seconds between plain progress lines when the output is not a terminal (0: epoch lines only)",
         valid=at_least(0),
     )
     test_tta: str = opt(

@@ -39,23 +39,28 @@ class OptimConfig:
         "is lr x weight_decay like every other parameter's: bias_lr_scale speeds up their rate, not their decay",
     )
     bias_lr_scale: float = opt(
-        1.0, "learning-rate factor of the biases and norm parameters (airbench: 64; bias_lr_on says which)",
+        1.0,
+        "learning-rate factor of the biases and norm parameters (airbench: 64; bias_lr_on says which)",
         valid=above(0),
     )
     bias_lr_on: str = opt(
-        "biases", "which parameters bias_lr_scale speeds up: biases (every bias and norm parameter) | norms "
+        "biases",
+        "which parameters bias_lr_scale speeds up: biases (every bias and norm parameter) | norms "
         "(the norm layers' only: airbench's, whose whitening bias trains at the base rate)",
     )
     layer_decay: float = opt(
-        1.0, "layer-wise LR decay: each block closer to the input gets this factor (1 = off)",
+        1.0,
+        "layer-wise LR decay: each block closer to the input gets this factor (1 = off)",
         valid=share(low_open=True),
     )
     sam: float = opt(
-        0.0, "SAM neighbourhood size rho (0 = off; Foret et al. use 0.05); doubles the step cost",
+        0.0,
+        "SAM neighbourhood size rho (0 = off; Foret et al. use 0.05); doubles the step cost",
         valid=at_least(0),
     )
     lookahead: int = opt(
-        0, "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)",
+        0,
+        "Lookahead: sync slow weights every k steps (0 = off; Zhang et al. use 5)",
         valid=at_least(0),
     )
     lookahead_alpha: float = opt(0.5, "Lookahead slow-weight step size", valid=share(low_open=True))
@@ -67,16 +72,14 @@ class OptimConfig:
         valid=at_least(0),
     )
     clip_grad: float = opt(0.0, "clip the gradient norm to this (0 = off)", valid=at_least(0))
-    accum_steps: int = opt(1, "gradient accumulation: optimiser steps every this many batches", valid=at_least(1))
+    accum_steps: int = opt(
+        1, "gradient accumulation: optimiser steps every this many batches", valid=at_least(1)
+    )
 
 
 def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module, declared: set[str]) -> bool:
     """Biases, norm weights and what the model declares (position embeddings...) get no decay."""
-    return (
-        p.ndim <= 1
-        or isinstance(module, NORMS)
-        or name in declared
-    )
+    return p.ndim <= 1 or isinstance(module, NORMS) or name in declared
 
 
 def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
@@ -130,7 +133,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     else:
         base = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps, alpha=0.9)
     if cfg.lookahead and cfg.lookahead_ema:
-        raise ConfigError("lookahead (Zhang et al.'s) and lookahead_ema (airbench's) exclude each other: set one to 0")
+        raise ConfigError(
+            "lookahead (Zhang et al.'s) and lookahead_ema (airbench's) exclude each other: set one to 0"
+        )
     if cfg.lookahead:
         base = Lookahead(base, cfg.lookahead, cfg.lookahead_alpha)
     if cfg.sam:

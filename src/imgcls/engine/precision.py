@@ -150,7 +150,9 @@ def measure(
         spent += warm[c]
         if spent > allowance(min(warm.values())):  # a warm-up costs at least a step: already too long
             return {label(*k): v for k, v in warm.items()}, 0, False
-    if spent + MIN_ROUNDS * sum(warm.values()) > allowance(min(warm.values())):  # a step costs at most its warm-up
+    if spent + MIN_ROUNDS * sum(warm.values()) > allowance(
+        min(warm.values())
+    ):  # a step costs at most its warm-up
         return {label(*k): v for k, v in warm.items()}, 0, False
     rounds, clear = 0, False
     while rounds < MAX_ROUNDS:

@@ -122,11 +122,16 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
     if cfg.keep not in KEEP:
         raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {cfg.keep!r}")
     if "val" not in source.splits:
-        for wants, name in ((cfg.early_stop, "--early-stop"), (cfg.sched.schedule == "plateau", "--schedule plateau")):
+        for wants, name in (
+            (cfg.early_stop, "--early-stop"),
+            (cfg.sched.schedule == "plateau", "--schedule plateau"),
+        ):
             if wants:
                 raise ConfigError(f"{name} goes by the validation score, and --val-fraction 0 leaves no val split: "
                                   "give a fraction (e.g. --val-fraction 0.1) or drop the option")  # fmt: skip
-        notes.append("validation: none (--val-fraction 0): every training image trains; the last epoch's weights are kept")
+        notes.append(
+            "validation: none (--val-fraction 0): every training image trains; the last epoch's weights are kept"
+        )
     kind = cfg.task.task
     if kind == "auto":
         kind = source.task

@@ -20,22 +20,31 @@ class ScheduleConfig:
     schedule: str = opt(
         "cosine", "cosine | linear | step | onecycle | plateau | constant (all per iteration)"
     )
-    warmup_epochs: float = opt(0.0, "linear warm-up from lr * warmup_start over this many epochs", valid=at_least(0))
+    warmup_epochs: float = opt(
+        0.0, "linear warm-up from lr * warmup_start over this many epochs", valid=at_least(0)
+    )
     warmup_fraction: float = opt(
-        0.0, "warm up over this share of the run instead of warmup_epochs (airbench: 0.23); follows --epochs",
+        0.0,
+        "warm up over this share of the run instead of warmup_epochs (airbench: 0.23); follows --epochs",
         valid=share(high_open=True),
     )
     warmup_start: float = opt(0.01, "warm-up starts at this fraction of the peak rate", valid=share())
     min_lr: float = opt(0.0, "cosine / linear floor, as a fraction of the peak rate", valid=share())
-    step_every: float = opt(30.0, "step schedule: multiply by step_gamma every this many epochs", valid=above(0))
+    step_every: float = opt(
+        30.0, "step schedule: multiply by step_gamma every this many epochs", valid=above(0)
+    )
     step_gamma: float = opt(0.1, "step schedule factor", valid=share(low_open=True))
     onecycle_pct: float = opt(
-        0.25, "one-cycle: fraction of the run spent rising (cosine up, then down)",
+        0.25,
+        "one-cycle: fraction of the run spent rising (cosine up, then down)",
         valid=share(low_open=True, high_open=True),
     )
-    plateau_patience: int = opt(2, "plateau: epochs without improvement before the rate drops", valid=at_least(0))
+    plateau_patience: int = opt(
+        2, "plateau: epochs without improvement before the rate drops", valid=at_least(0)
+    )
     plateau_factor: float = opt(
-        0.1, "plateau: factor applied at each drop",
+        0.1,
+        "plateau: factor applied at each drop",
         valid=share(low_open=True, high_open=True),
     )
 

@@ -420,7 +420,9 @@ class Trainer:
             self.stop, self.bar = stop, bar
             self.hooks = [*self.default_hooks(), *hooks]
             if cfg.progress and self.dist.is_main:  # a bar on a terminal, else plain lines in the log
-                self.hooks.append(ProgressBar(bar) if bar.console.is_terminal else ProgressLines(cfg.log_every))
+                self.hooks.append(
+                    ProgressBar(bar) if bar.console.is_terminal else ProgressLines(cfg.log_every)
+                )
             self.call("start")
             while self.budget is not None or self.state.epoch < cfg.epochs:
                 loader = self.train_loader()

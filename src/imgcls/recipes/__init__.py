@@ -27,4 +27,3 @@ def load_preset(name: str) -> dict[str, Any]:
     recipe = load_yaml(HERE / f"{name}.yaml")
     base = recipe.pop("extends", None)
     return merge(load_preset(base), recipe) if base else recipe
-
