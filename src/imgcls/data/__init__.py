@@ -1,4 +1,5 @@
-"""Data: sources (MNIST IDX, CIFAR batches, image folders, CSV/JSON label files, tar shards), the one
+"""Data: sources (MNIST IDX, CIFAR batches, SVHN, STL-10, Flowers-102, Sign Language MNIST, MedMNIST,
+image folders, CSV/JSON label files, tar shards), the one
 safe decode path, transforms, loaders with a decoded cache for small images, and ``data check``.
 
     source = open_source("cifar10:data/cifar-10-batches-py").with_val(0.1, seed=0)

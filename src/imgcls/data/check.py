@@ -109,7 +109,9 @@ def check_data(source: DataSource, workers: int = 0, progress: bool = True) -> d
         else:
             t = split.targets
             counts = (
-                np.bincount(t, minlength=source.num_classes) if t.ndim == 1 else t.sum(0).astype(np.int64)
+                np.bincount(t[t >= 0], minlength=source.num_classes)  # -1: unlabelled (STL-10's extra split)
+                if t.ndim == 1
+                else t.sum(0).astype(np.int64)
             )
             loader = DataLoader(
                 _Probe(split),

@@ -8,7 +8,8 @@ Three kinds of split hold the samples:
 Targets are class indices (int64, shape (N,)) for single-label data and multi-hot rows
 (uint8, shape (N, classes)) for multi-label data. Class names are in a stable natural order
 ('2' before '10'), the order a run saves in ``labels.json``. The readers (folder.py, labelfile.py,
-shards.py, mnist.py, cifar.py) build these; ``source.open_source`` picks the reader.
+shards.py, mnist.py, cifar.py, svhn.py, stl10.py, flowers102.py, signmnist.py, medmnist.py) build these;
+``source.open_source`` picks the reader.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ Split = ArraySplit | FileSplit | ShardSplit
 @dataclass
 class DataSource:
     spec: str  # as the user wrote it
-    kind: str  # "mnist" | "cifar10" | "cifar100" | "folder" | "labels" | "shards"
+    kind: str  # the reader: "mnist" | "cifar10" | "svhn" | "stl10" | "medmnist" | ... | "folder" | "labels" | "shards"
     classes: list[str]
     multilabel: bool
     channels: int  # of the stored images: 1 (MNIST-format) or 3
