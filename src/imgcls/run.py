@@ -5,7 +5,7 @@ run-folder file name or a metadata key.
 
     runs/NAME/
       config.yaml          the resolved training config (every default and every `auto` decided)
-      labels.json          class names in output order
+      labels.json          class names in output order (with the dataset's class ids: {"classes", "ids"})
       metrics.jsonl        one line per epoch (train and val scores, lr, skipped steps)
       steps.jsonl          one line per optimiser step (loss, lr)
       checkpoints/last.pt  everything an exact resume needs
@@ -177,8 +177,11 @@ class RunFolder:
     def write_config(self, cfg: Any) -> None:
         write_text_atomic(self.config, dump_yaml(cfg))
 
-    def write_labels(self, classes: list[str]) -> None:
-        write_text_atomic(self.labels, json.dumps(classes, indent=1) + "\n")
+    def write_labels(self, classes: list[str], ids: list[str] | None = None) -> None:
+        """The class names in output order; with the dataset's own ids (ImageNet's synsets), an object
+        ``{"classes": [...], "ids": [...]}``."""
+        body = {"classes": classes, "ids": ids} if ids else classes
+        write_text_atomic(self.labels, json.dumps(body, indent=1) + "\n")
 
     def append(self, path: Path, records: list[dict[str, Any]], sync: bool = False) -> None:
         """Append JSON lines to ``metrics`` / ``steps`` (fsynced when ``sync``)."""

@@ -289,3 +289,107 @@ def test_medmnist_refuses_pickled_objects(tmp_path: Path) -> None:
     np.savez(bad, train_images=np.array([object()], dtype=object), train_labels=np.zeros((1, 1)))
     with pytest.raises(DataError, match=r"not a plain .npz"):
         open_source(f"medmnist:{bad}")
+
+
+# ---- ImageNet (ILSVRC-2012)
+
+
+def jpeg(path: Path, shade: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), (shade, 255 - shade, 0)).save(path, quality=95)
+
+
+def write_imagenet(root: Path, val: str) -> list[str]:
+    """train/SYNSET/*.JPEG for two standard synsets and one of ImageNet-21k's (n02084071, "dog"); val
+    as SYNSET folders, flat with Kaggle's files, or flat with the devkit's."""
+    synsets = ["n01443537", "n01440764", "n02084071"]  # goldfish, tench, dog: not in sorted order here
+    for k, s in enumerate(synsets):
+        for j in range(2):
+            jpeg(root / "train" / s / f"{s}_{j}.JPEG", 40 * k + j)
+    truth = ["n01440764", "n02084071", "n01443537", "n01440764"]
+    if val == "folders":
+        for k, s in enumerate(truth):
+            jpeg(root / "val" / s / f"ILSVRC2012_val_{k + 1:08d}.JPEG", k)
+    else:
+        for k in range(len(truth)):
+            jpeg(root / "val" / f"ILSVRC2012_val_{k + 1:08d}.JPEG", k)
+    if val == "kaggle":
+        (root / "LOC_synset_mapping.txt").write_text(
+            "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\nn02084071 dog, domestic dog\n"
+        )
+        rows = [f"ILSVRC2012_val_{k + 1:08d},{s} 1 2 3 4" for k, s in enumerate(truth)]
+        (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+    if val == "devkit":
+        from scipy.io import savemat
+
+        data = root / "ILSVRC2012_devkit_t12" / "data"
+        data.mkdir(parents=True)
+        ids = {"n02084071": 1, "n01440764": 7, "n01443537": 3}  # the devkit's ids are not in synset order
+        words = {"n02084071": "dog, domestic dog", "n01440764": "tench, Tinca tinca", "n01443537": "goldfish"}
+        rows = [(np.array([[ids[s]]]), s, words[s]) for s in ids]
+        savemat(
+            data / "meta.mat",
+            {
+                "synsets": np.array(
+                    rows, dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O")]
+                ).reshape(-1, 1)
+            },
+        )
+        (data / "ILSVRC2012_validation_ground_truth.txt").write_text(
+            "\n".join(str(ids[s]) for s in truth) + "\n"
+        )
+    return truth
+
+
+@pytest.mark.parametrize("val", ["folders", "kaggle", "devkit"])
+def test_imagenet_layouts(tmp_path: Path, val: str, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = write_imagenet(tmp_path, val)
+    src = open_source(f"imagenet:{tmp_path}")
+    assert src.class_ids == ["n01440764", "n01443537", "n02084071"]  # sorted-synset order
+    # the catalogue's names for standard synsets; another's from the download's files, else its id
+    assert src.classes == ["tench", "goldfish", "n02084071" if val == "folders" else "dog"]
+    assert list(src.splits) == ["train", "val"]
+    train = src.split("train")
+    assert [Path(p).parent.name for p in train.paths] == [src.class_ids[t] for t in train.targets]
+    val_split = src.split("val")
+    labelled = {Path(p).name: src.class_ids[t] for p, t in zip(val_split.paths, val_split.targets)}
+    assert labelled == {f"ILSVRC2012_val_{k + 1:08d}.JPEG": s for k, s in enumerate(truth)}
+    assert open_source(str(tmp_path)).kind == "imagenet"
+    if val == "kaggle":
+        out = tmp_path / "runs"
+        assert main(["train", "--data", f"imagenet:{tmp_path}", "--model", "resnet20", "--epochs", "1", "--batch-size", "4",
+                     "--out", str(out), "--name", "r", "--no-progress"]) == 0  # fmt: skip
+        assert json.loads((out / "r" / "labels.json").read_text()) == {
+            "classes": src.classes,
+            "ids": src.class_ids,
+        }
+        capsys.readouterr()
+        assert main(["predict", str(out / "r"), str(src.split("val").paths[0]), "--format", "json"]) == 0
+
+
+def test_imagenet_val_image_without_label(tmp_path: Path) -> None:
+    write_imagenet(tmp_path, "kaggle")
+    jpeg(tmp_path / "val" / "ILSVRC2012_val_00000099.JPEG", 9)
+    with pytest.raises(DataError, match=r"ILSVRC2012_val_00000099.JPEG.*has no label"):
+        open_source(f"imagenet:{tmp_path}")
+    (tmp_path / "LOC_val_solution.csv").unlink()
+    with pytest.raises(DataError, match=r"no labels for them: add the devkit"):
+        open_source(f"imagenet:{tmp_path}")
+
+
+def test_imagenet_class_i_is_output_i_of_the_published_weights(tmp_path: Path) -> None:
+    """All 1,000 synsets: the classes, in order, are the catalogue's ImageNet names — the labels the
+    pretrained weights' outputs carry."""
+    from imgcls.data.imagenet import STANDARD
+
+    for s in reversed(STANDARD):
+        (tmp_path / "train" / s).mkdir(parents=True)
+        (tmp_path / "train" / s / f"{s}_1.JPEG").write_bytes(b"")  # listed, never decoded here
+    src = open_source(f"imagenet:{tmp_path}")
+    catalogue = (
+        (Path(__file__).parents[2] / "src" / "imgcls" / "pretrained" / "imagenet_1k.txt")
+        .read_text()
+        .splitlines()
+    )
+    assert src.classes == catalogue and src.class_ids == sorted(STANDARD) == STANDARD
+    assert src.classes[1] == "goldfish" and src.class_ids[1] == "n01443537"

@@ -7,6 +7,7 @@ from pathlib import Path
 from .cifar import load_cifar
 from .flowers102 import open_flowers102
 from .folder import open_folder
+from .imagenet import looks_like_imagenet, open_imagenet
 from .labelfile import open_label_file
 from .medmnist import open_medmnist
 from .mnist import load_mnist
@@ -27,6 +28,7 @@ NAMED = {
     "stl10": (open_stl10, {"fold": "0 … 9: train on that predefined 1,000-image fold",
                            "unlabeled": "1: add the 100,000 unlabelled images as a split named unlabeled"}),
     "flowers102": (open_flowers102, {}),
+    "imagenet": (open_imagenet, {}),
     "sign_mnist": (open_sign_mnist, {}),
     "medmnist": (open_medmnist, {}),
 }  # fmt: skip
@@ -36,7 +38,7 @@ PREFIXES = (*MNIST_CLASSES, "cifar10", "cifar100", *NAMED, "folder", "labels", "
 def open_source(spec: str | Path) -> DataSource:
     """Open what ``--data`` names (see docs/data.md): ``mnist:DIR``, ``fashion_mnist:DIR``,
     ``kmnist:DIR``, ``cifar10:DIR``, ``cifar100:DIR``, ``svhn:DIR``, ``stl10:DIR``, ``flowers102:DIR``,
-    ``sign_mnist:DIR``, ``medmnist:FILE.npz`` (options after the path: ``stl10:DIR?fold=3``), an image
+    ``sign_mnist:DIR``, ``medmnist:FILE.npz``, ``imagenet:DIR`` (options after the path: ``stl10:DIR?fold=3``), an image
     folder, a ``.csv``/``.json`` label file,
     or tar shards (``'shards/train-{000000..000009}.tar'`` or a folder of them); a folder holding IDX
     files or CIFAR batches is recognised without the prefix."""
@@ -98,6 +100,8 @@ def _detect(path: str) -> str:
         return "flowers102"
     if {"sign_mnist_train.csv", "sign_mnist_test.csv"} & names:
         return "sign_mnist"
+    if looks_like_imagenet(p):
+        return "imagenet"
     if any(n.endswith(".tar") for n in names) and not any((p / n).is_dir() for n in names):
         return "shards"
     return "folder"

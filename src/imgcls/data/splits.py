@@ -117,6 +117,9 @@ class DataSource:
     channels: int  # of the stored images: 1 (MNIST-format) or 3
     splits: dict[str, Split] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what opening it noticed (ignored files...)
+    class_ids: list[str] | None = (
+        None  # the dataset's own ids of the classes (ImageNet's synsets), if it has them
+    )
 
     def __post_init__(self) -> None:
         self.splits = {k: self.splits[k] for k in sorted(self.splits, key=lambda k: (*SPLITS, k).index(k))}

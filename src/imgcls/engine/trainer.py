@@ -190,7 +190,7 @@ class Trainer:
             self._load()
         elif self.dist.is_main:
             self.run.write_config(cfg)
-            self.run.write_labels(self.source.classes)
+            self.run.write_labels(self.source.classes, self.source.class_ids)
         self.tb = None
         if self.dist.is_main:
             self.run.clean_temp()
