@@ -60,7 +60,7 @@ def test_folder_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         open_source(tmp_path / "nope")
     with pytest.raises(DataError, match="unknown data prefix"):
-        open_source("imagenet:" + str(tmp_path))
+        open_source("imagenet21k:" + str(tmp_path))
 
 
 def test_single_label_csv_paths_relative_to_the_file() -> None:

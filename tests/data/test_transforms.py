@@ -256,3 +256,51 @@ def test_eval_geometry_is_torchvision_resize_and_center_crop_pixel_for_pixel() -
             theirs = np.asarray(torchvision_eval(img, 256, 224))
             assert ours.shape == theirs.shape == (224, 224, 3), (w, h)
             assert np.array_equal(ours, theirs), (w, h)
+
+
+PHOTO_SIZES = [(512, 700), (640, 512), (1000, 1000), (1920, 1080), (4032, 3024), (3024, 4032)]
+
+
+@pytest.fixture(scope="module")
+def big_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Photo-sized JPEGs (a real CIFAR-10 image scaled up, with sensor-like noise so the JPEG holds
+    fine detail), from a short side of 512 to a phone's 4032 x 3024, portrait and landscape."""
+    out = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    files = []
+    for i, (w, h) in enumerate(PHOTO_SIZES):
+        src = sorted((FIXTURES / "cifar_jpg" / "test").glob("*/*.jpg"))[i]
+        img = np.asarray(decode_image(src).resize((w, h), Image.Resampling.BICUBIC)).astype(np.int16)
+        img = np.clip(img + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+        files.append(out / "photos" / f"p{i}" / f"{w}x{h}.jpg")
+        files[-1].parent.mkdir(parents=True)
+        Image.fromarray(img).save(files[-1], quality=90)
+    return files
+
+
+def test_eval_pixels_of_big_photos_are_torchvisions(big_photos: list[Path]) -> None:
+    """Issue 32: photos of 512 px and more were decoded at a reduced DCT scale before the resize (up to
+    43 grey levels off torchvision's). Evaluation, prediction (path or bytes) and the eval loader now
+    give torchvision's Resize(256) + CenterCrop(224) of the fully decoded photo, pixel for pixel."""
+    from imgcls.data.loader import make_loader
+    from imgcls.data.source import open_source
+
+    pre = preprocess_for(imgcls.model_info("resnet50"), 3)
+    for path in big_photos:
+        theirs = np.asarray(torchvision_eval(Image.open(path).convert("RGB"), 256, 224))
+        for source in (path, path.read_bytes()):
+            ours = pre.pixels(pre.load(source)).permute(1, 2, 0).numpy()
+            assert np.array_equal(ours, theirs), path.name
+        drafted = pre.pixels(pre.load(path, draft=True)).permute(1, 2, 0).numpy()
+        assert not np.array_equal(
+            drafted, theirs
+        )  # the reduced-scale decode really differs: the test can fail
+    src = open_source(big_photos[0].parents[1])
+    eval_loader = make_loader(src, "train", pre, None, len(big_photos))
+    eval_loader.set_epoch(0)
+    (batch,) = list(eval_loader.iter_from(0))
+    paths = src.split("train").paths
+    for x, i in zip(batch.images, batch.index):
+        theirs = np.asarray(torchvision_eval(Image.open(paths[int(i)]).convert("RGB"), 256, 224))
+        expected = pre.normalizer(torch.from_numpy(theirs.copy()).permute(2, 0, 1)[None])[0]
+        assert torch.equal(x, expected), paths[int(i)]

@@ -7,7 +7,9 @@ What it does, in order:
 - opens it with Pillow and refuses more than ``max_pixels`` pixels *before* decoding
   (a decompression bomb: a small file that would expand to gigabytes);
 - takes the first frame of an animated image;
-- optionally lets a JPEG decode at reduced size (``draft``: DCT scaling, 2-8x faster for big photos);
+- optionally lets a JPEG decode at reduced size (``draft``: DCT scaling, 2-8x faster for big photos;
+  training augmentation only — evaluation, prediction and the server decode in full, so a photo's
+  eval pixels are exactly torchvision's);
 - decodes fully inside the error handler (Pillow opens lazily: a truncated file only fails here);
 - applies the EXIF orientation (phone photos are stored sideways);
 - converts every mode to 8-bit: CMYK via Pillow's conversion, 16-bit and 32-bit integer images

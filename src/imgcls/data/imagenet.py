@@ -125,6 +125,8 @@ def open_imagenet(path: str, spec: str, options: dict[str, str]) -> DataSource:
             listed[split] = [(p, s) for s in sorted(folders) for p in list_images(folders[s])]
         else:  # flat val/
             files = list_images(str(split_dir))
+            if not files:
+                continue
             labels = _flat_val_labels(root, files)
             unlabelled = [f for f in files if os.path.basename(f) not in labels]
             if unlabelled:

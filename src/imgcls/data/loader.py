@@ -260,7 +260,7 @@ class _ShardStream(IterableDataset):
         self.split, self.classes, self.pre, self.seed, self.epoch = split, classes, pre, seed, 0
         self.shuffle, self.buffer, self.rank, self.world = shuffle, buffer, rank, world
         self.transform = SampleTransform(pre, aug)
-        self.draft = not (aug is not None and aug.rrc)
+        self.draft = aug is not None and not aug.rrc  # training only, as in samples.py
 
     def __iter__(self) -> Iterator[tuple]:
         from .shards import iter_samples, sample_labels

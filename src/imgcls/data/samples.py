@@ -107,7 +107,7 @@ class SampleDataset(Dataset):
     ) -> None:
         self.split, self.pre, self.seed, self.epoch = split, pre, seed, 0
         self.transform = SampleTransform(pre, aug)
-        self.draft = not (aug is not None and aug.rrc)  # RRC zooms in: keep full resolution
+        self.draft = aug is not None and not aug.rrc  # training only: eval decodes in full; RRC zooms in
         self.alt_flip = aug is not None and aug.alt_flip
 
     def __len__(self) -> int:
