@@ -96,6 +96,36 @@ def cmd_data_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from .data.catalog import listing
+
+    rows = listing()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"datasets --data opens by name ({len(rows)})", title_justify="left")
+    for col, justify in (("name", "left"), ("--data", "left"), ("images (per split)", "right"), ("classes", "right"),
+                         ("size", "left"), ("task", "left"), ("licence", "left"), ("download", "left")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["spec"]), str(r["images"]), str(r["classes"]), str(r["size"]),
+                      str(r["task"]), str(r["licence"]), "imgcls data download" if r["download"] else "by hand")  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    print("Also: image folders, CSV/JSON label files and tar shards (see imgcls train --help, --data).")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from .data.catalog import fetch
+
+    spec = fetch(args.name, args.dir, quiet=args.no_progress)
+    print(f"{args.name} is in {args.dir}; train on it with: imgcls train --data {spec}")
+    return 0
+
+
 def cmd_data_shard(args: argparse.Namespace) -> int:
     from .data.shards import write_shards
     from .data.source import open_source
@@ -476,8 +506,9 @@ def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
 
 
 DATA_HELP = (
-    "mnist:DIR, fashion_mnist:DIR, kmnist:DIR, cifar10:DIR, cifar100:DIR, an image folder (ROOT/CLASS/* or "
-    "ROOT/{train,val,test}/CLASS/*), a .csv/.json label file, or tar shards ('dir/train-{000000..000009}.tar')"
+    "an image folder (ROOT/CLASS/* or ROOT/{train,val,test}/CLASS/*), a .csv/.json label file, tar shards "
+    "('dir/train-{000000..000009}.tar'), or a dataset by name (imgcls data list): mnist:DIR, cifar10:DIR, "
+    "svhn:DIR, stl10:DIR?fold=K, flowers102:DIR, imagenet:DIR, medmnist:FILE.npz, ..."
 )
 
 
@@ -827,6 +858,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoding processes (default: 0, in this process)",
     )
     p.set_defaults(func=cmd_data_check)
+    p = data_sub.add_parser(
+        "list",
+        help="the datasets --data opens by name: images, classes, size, task, licence, download",
+        description="The datasets imgcls reads in their own formats, named on the command line as NAME:DIR: "
+        "images per split, classes, image size, task, licence, and whether `imgcls data download` fetches it.",
+    )
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_data_list)
+    p = data_sub.add_parser(
+        "download",
+        help="fetch a dataset by name into DIR from its official home, checksummed",
+        description="Download NAME's files from the dataset's official home into DIR, each checked against its "
+        "published MD5 (written under a temporary name and renamed only when complete: an interrupted or corrupt "
+        "download leaves nothing that looks whole) and unpacked; prints the --data spec that opens it. Datasets "
+        "without a public download (ImageNet, Sign Language MNIST) say where to get them.",
+    )
+    p.add_argument(
+        "name",
+        help="a name from `imgcls data list` (mnist, cifar10, svhn, stl10, flowers102, pathmnist, ...)",
+    )
+    p.add_argument("dir", help="the folder to download into")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_download)
     p = data_sub.add_parser(
         "shard",
         help="write a data source as tar shards (WebDataset layout) for streaming",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImgclsError
-from .download import download
+from .download import download, extract_tar
 
 ARCHIVES = {
     10: ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
@@ -125,18 +125,7 @@ def load_cifar(
 
 def download_cifar(root: str | Path, kind: int = 10, quiet: bool = False) -> Path:
     """Fetch and unpack the official archive into ``root`` (tar members are checked before extraction)."""
-    import tarfile
-
     url, md5 = ARCHIVES[kind]
     archive = download(url, Path(root) / url.rsplit("/", 1)[-1], md5, quiet=quiet)
-    with tarfile.open(archive) as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(root, filter="data")  # refuses absolute paths, '..' and links out of root
-        else:  # Pythons before the extraction filters: check the members ourselves
-            for m in tar.getmembers():
-                if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
-                    raise tarfile.TarError(
-                        f"{archive}: refusing member {m.name!r} (outside the folder or a link)"
-                    )
-            tar.extractall(root)
+    extract_tar(archive, root)
     return find_root(root, kind)

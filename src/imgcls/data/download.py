@@ -5,7 +5,9 @@ place, so an interrupted or corrupted download never leaves a file that looks co
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -36,17 +38,22 @@ def download(url: str, dest: str | Path, md5: str | None = None, *, quiet: bool 
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             progress = None if quiet else _progress(dest.name, total)
+            got = 0
             while block := response.read(1 << 16):
+                got += len(block)
                 out.write(block)
                 h.update(block)
                 if progress is not None:
                     progress(len(block))
             out.flush()
             os.fsync(out.fileno())
-    except OSError as e:
+        if total and got != total:  # the server closed the connection early
+            raise http.client.IncompleteRead(b"", total - got)
+    except (OSError, http.client.HTTPException) as e:
         tmp.unlink(missing_ok=True)
+        reason = f"the transfer stopped early: {e!r}" if isinstance(e, http.client.HTTPException) else str(e)
         raise DownloadError(
-            f"could not download {url} ({e}); check the network, or put the file at {dest}"
+            f"could not download {url} ({reason}); check the network, or put the file at {dest}"
         ) from None
     if md5 is not None and h.hexdigest() != md5:
         tmp.unlink(missing_ok=True)
@@ -55,6 +62,21 @@ def download(url: str, dest: str | Path, md5: str | None = None, *, quiet: bool 
         )
     os.replace(tmp, dest)
     return dest
+
+
+def extract_tar(archive: str | Path, root: str | Path) -> None:
+    """Unpack a tar archive into ``root``, refusing members outside it and links (a doctored archive
+    never writes anywhere else)."""
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(root, filter="data")  # refuses absolute paths, '..' and links out of root
+        else:  # Pythons before the extraction filters: check the members ourselves
+            for m in tar.getmembers():
+                if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
+                    raise tarfile.TarError(
+                        f"{archive}: refusing member {m.name!r} (outside the folder or a link)"
+                    )
+            tar.extractall(root)
 
 
 def _progress(name: str, total: int):  # type: ignore[no-untyped-def]
