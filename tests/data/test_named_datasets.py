@@ -393,3 +393,52 @@ def test_imagenet_class_i_is_output_i_of_the_published_weights(tmp_path: Path) -
     )
     assert src.classes == catalogue and src.class_ids == sorted(STANDARD) == STANDARD
     assert src.classes[1] == "goldfish" and src.class_ids[1] == "n01443537"
+
+
+# ---- CIFAR-100 (coarse labels) and EMNIST
+
+
+def test_cifar100_fine_and_coarse_labels(tmp_path: Path) -> None:
+    import pickle
+
+    x = marked(6, 32, 3)
+    data = x.transpose(0, 3, 1, 2).reshape(6, -1)  # the batches store each image channel by channel
+    batch = {b"data": data, b"fine_labels": [0, 1, 2, 3, 4, 99], b"coarse_labels": [0, 0, 1, 1, 2, 19]}
+    for split in ("train", "test"):
+        (tmp_path / split).write_bytes(pickle.dumps(batch, protocol=2))
+    fine = [f"f{i}".encode() for i in range(100)]
+    coarse = [f"c{i}".encode() for i in range(20)]
+    (tmp_path / "meta").write_bytes(
+        pickle.dumps({b"fine_label_names": fine, b"coarse_label_names": coarse}, protocol=2)
+    )
+    src = open_source(f"cifar100:{tmp_path}")
+    assert len(src.classes) == 100 and src.split("train").targets.tolist() == [0, 1, 2, 3, 4, 99]
+    assert_upright(src.split("train"), 6)
+    coarse_src = open_source(f"cifar100:{tmp_path}?labels=coarse")
+    assert coarse_src.classes == [f"c{i}" for i in range(20)]
+    assert coarse_src.split("test").targets.tolist() == [0, 0, 1, 1, 2, 19]
+
+
+def test_emnist_letters_the_right_way_round(tmp_path: Path) -> None:
+    import gzip
+
+    def idx(array: np.ndarray) -> bytes:
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+    x = marked(5, 28, 1)[..., 0]
+    labels = np.array([1, 2, 26, 3, 1])  # letters: 1 … 26
+    for part in ("train", "test"):
+        (tmp_path / f"emnist-letters-{part}-images-idx3-ubyte.gz").write_bytes(
+            idx(x.transpose(0, 2, 1))
+        )  # stored transposed
+        (tmp_path / f"emnist-letters-{part}-labels-idx1-ubyte.gz").write_bytes(idx(labels))
+    (tmp_path / "emnist-letters-mapping.txt").write_text(
+        "\n".join(f"{i} {64 + i} {96 + i}" for i in range(1, 27)) + "\n"
+    )
+    src = open_source(f"emnist:{tmp_path}?split=letters")
+    assert src.classes == [chr(65 + i) for i in range(26)] and src.channels == 1
+    assert_upright(src.split("train"), 5)
+    assert [src.classes[t] for t in src.split("test").targets] == ["A", "B", "Z", "C", "A"]
+    with pytest.raises(DataError, match=r"no emnist-balanced-mapping.txt"):
+        open_source(f"emnist:{tmp_path}")

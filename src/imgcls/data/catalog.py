@@ -81,6 +81,10 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             _idx("fashion_mnist")),
     Dataset("kmnist", "kmnist:DIR", "60,000 / 10,000", 10, "28 × 28 grey", "multiclass", "CC BY-SA 4.0",
             get_it="the four MNIST-format .gz files from github.com/rois-codh/kmnist into DIR"),
+    Dataset("emnist", "emnist:DIR?split=balanced", "112,800 / 18,800 (balanced)", 47, "28 × 28 grey", "multiclass",
+            "none stated (NIST)",
+            get_it="gzip.zip from nist.gov/itl/products-and-services/emnist-dataset, unzipped into DIR (the split "
+                   "files and their mapping .txt files); splits byclass, bymerge, balanced, letters, digits, mnist"),
     Dataset("cifar10", "cifar10:DIR", "50,000 / 10,000", 10, "32 × 32", "multiclass", "none stated (cite the report)",
             _cifar(10)),
     Dataset("cifar100", "cifar100:DIR", "50,000 / 10,000", 100, "32 × 32", "multiclass", "none stated (cite the report)",

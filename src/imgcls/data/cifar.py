@@ -88,9 +88,13 @@ def find_root(root: str | Path, kind: int) -> Path:
 
 
 def load_cifar(
-    root: str | Path, split: str = "train", kind: int = 10
+    root: str | Path, split: str = "train", kind: int = 10, coarse: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images uint8 (N, 32, 32, 3), labels int64 (N,), class names) of one split."""
+    """(images uint8 (N, 32, 32, 3), labels int64 (N,), class names) of one split; ``coarse``: CIFAR-100's
+    20 superclasses instead of its 100 classes."""
+    if coarse and kind != 100:
+        raise CifarError("coarse labels are CIFAR-100's; CIFAR-10 has one set of labels")
+    level = "coarse" if coarse else "fine"
     if kind not in (10, 100) or split not in ("train", "test"):
         raise CifarError(f"kind must be 10 or 100 and split train or test, got {kind}, {split!r}")
     root = find_root(root, kind)
@@ -98,7 +102,7 @@ def load_cifar(
     classes = [
         _text(c)
         for c in _get(
-            safe_unpickle(meta_path), "label_names" if kind == 10 else "fine_label_names", meta_path
+            safe_unpickle(meta_path), "label_names" if kind == 10 else f"{level}_label_names", meta_path
         )
     ]
     if kind == 10:
@@ -114,7 +118,9 @@ def load_cifar(
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise CifarError(f"{str(f)!r}: data has shape {data.shape}, expected (N, 3072)")
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels.append(np.asarray(_get(batch, "labels" if kind == 10 else "fine_labels", f), dtype=np.int64))
+        labels.append(
+            np.asarray(_get(batch, "labels" if kind == 10 else f"{level}_labels", f), dtype=np.int64)
+        )
     x, y = np.concatenate(images), np.concatenate(labels)
     if len(x) != len(y) or (len(y) and (y.min() < 0 or y.max() >= len(classes))):
         raise CifarError(

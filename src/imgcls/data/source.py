@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cifar import load_cifar
+from .emnist import open_emnist
 from .flowers102 import open_flowers102
 from .folder import open_folder
 from .imagenet import looks_like_imagenet, open_imagenet
@@ -24,6 +25,9 @@ MNIST_CLASSES = {
 }
 # the datasets read in their own formats, and the options each takes after the path (NAME:DIR?key=value&...)
 NAMED = {
+    "cifar100": (lambda root, spec, options: _cifar(root, spec, 100, options.get("labels") == "coarse"),
+                 {"labels": "coarse: the 20 superclasses instead of the 100 classes"}),
+    "emnist": (open_emnist, {"split": "byclass | bymerge | balanced (default) | letters | digits | mnist"}),
     "svhn": (open_svhn, {"extra": "1: add extra_32x32.mat's 531,131 digits to train"}),
     "stl10": (open_stl10, {"fold": "0 … 9: train on that predefined 1,000-image fold",
                            "unlabeled": "1: add the 100,000 unlabelled images as a split named unlabeled"}),
@@ -32,7 +36,7 @@ NAMED = {
     "sign_mnist": (open_sign_mnist, {}),
     "medmnist": (open_medmnist, {}),
 }  # fmt: skip
-PREFIXES = (*MNIST_CLASSES, "cifar10", "cifar100", *NAMED, "folder", "labels", "shards")
+PREFIXES = (*MNIST_CLASSES, "cifar10", *NAMED, "folder", "labels", "shards")
 
 
 def open_source(spec: str | Path) -> DataSource:
@@ -107,6 +111,14 @@ def _detect(path: str) -> str:
     return "folder"
 
 
+def _cifar(path: str, spec: str, kind: int, coarse: bool = False) -> DataSource:
+    splits, classes = {}, []
+    for split in ("train", "test"):
+        x, y, classes = load_cifar(path, split, kind, coarse)
+        splits[split] = ArraySplit(x, y, f"{spec} {split}")
+    return DataSource(spec, f"cifar{kind}", classes, False, 3, splits)
+
+
 def _open(kind: str, path: str, spec: str) -> DataSource:
     if kind in NAMED:
         return NAMED[kind][0](path, spec, {})
@@ -116,12 +128,8 @@ def _open(kind: str, path: str, spec: str) -> DataSource:
             x, y = load_mnist(path, split)
             splits[split] = ArraySplit(x, y, f"{spec} {split}")
         return DataSource(spec, kind, list(MNIST_CLASSES[kind]), False, 1, splits)
-    if kind in ("cifar10", "cifar100"):
-        splits, classes = {}, []
-        for split in ("train", "test"):
-            x, y, classes = load_cifar(path, split, int(kind[5:]))
-            splits[split] = ArraySplit(x, y, f"{spec} {split}")
-        return DataSource(spec, kind, classes, False, 3, splits)
+    if kind == "cifar10":
+        return _cifar(path, spec, 10)
     if kind == "folder":
         return open_folder(path, spec)
     if kind == "labels":
