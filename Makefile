@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/imgcls train --data mnist:data/mnist --model lenet5 --epochs 1
 
+# the whole suite; the 30 slowest tests are listed at the end (where its minutes go)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 # ruff's lint rules and formatting (pyproject.toml), checked, not applied: `ruff format` applies them
 lint: $(STAMP)
