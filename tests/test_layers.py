@@ -70,3 +70,31 @@ def test_nothing_imports_upward() -> None:
                     f"{path.relative_to(SRC)}:{line} imports {target or 'imgcls'} (floor {theirs} > {mine})"
                 )
     assert not upward, "\n".join(upward)
+
+
+def test_only_run_py_names_the_files_of_a_run_folder() -> None:
+    """run.py owns the run folder's layout: any other module reaches a run's files through ``RunFolder``
+    (a string naming one of them elsewhere — ``run / "config.yaml"`` — is a second owner). The shard
+    writer's own index, also called labels.json, lives in a shard folder, not a run folder."""
+    from imgcls.run import WEIGHTS, RunFolder
+
+    names = {
+        getattr(RunFolder(Path("/r")), a).name
+        for a in dir(RunFolder)
+        if isinstance(getattr(RunFolder, a), property)
+    }
+    names = {
+        n for n in names | {WEIGHTS, "metrics.json", "report.html"} if "." in n
+    }  # files (folder names are words)
+    assert {"config.yaml", "test_metrics.json", "metrics.jsonl", "labels.json"} <= names
+    allowed = {SRC / "run.py": "the owner", SRC / "data" / "shards.py": "a shard folder's index"}
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if text in names or any(text.endswith("/" + n) for n in names):
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno} {text!r}")
+    assert not found, found

@@ -127,7 +127,7 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 
 def cmd_data_shard(args: argparse.Namespace) -> int:
-    from .data.shards import write_shards
+    from .data.shards import INDEX_FILE, write_shards
     from .data.source import open_source
 
     index = write_shards(open_source(args.src), args.out, args.shard_size, seed=args.seed)
@@ -135,7 +135,7 @@ def cmd_data_shard(args: argparse.Namespace) -> int:
         print(
             f"{split}: {info['samples']:,} samples in {len(info['shards'])} shard(s) -> {args.out}/{split}-*.tar"
         )
-    print(f"classes and counts: {args.out}/labels.json")
+    print(f"classes and counts: {Path(args.out) / INDEX_FILE}")
     return 0
 
 
@@ -434,10 +434,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     shown = "  ".join(f"{k} {m[k]:.4f}" for k in keys if m.get(k) is not None)
     print(f"{m['model']} on {m['data']} [{m['split']}, {m['images']} images, tta {m['tta']}]: {shown}")
-    out = args.out or (
-        args.run if __import__("os").path.isdir(args.run) else __import__("os").path.dirname(args.run)
-    )
-    print(f"written: {out}/metrics.json" + ("" if args.no_report else f", {out}/report.html"))
+    from .run import RunFolder
+
+    run, out = RunFolder.of(args.run), Path(args.out) if args.out else None
+    print(f"written: {run.eval_metrics(out)}" + ("" if args.no_report else f", {run.report(out)}"))
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImgclsError
+from ..run import RunFolder
 
 
 def train_under_budget(
@@ -25,15 +26,14 @@ def train_under_budget(
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ImgclsError(f"bench: training {name} under --budget {budget} failed: {last}")
-    run = out / name
-    test = run / "test_metrics.json"
-    metrics = json.loads(test.read_text()) if test.is_file() else {}
-    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    run = RunFolder(out / name)
+    metrics = json.loads(run.test_metrics.read_text()) if run.test_metrics.is_file() else {}
+    val = list(run.read_lines(run.metrics))
     best_val = max((v["val"]["acc"] for v in val if v["val"]), default=None)
     return {
         "top1": round(100 * metrics["acc"], 2) if "acc" in metrics else None,
         "val_top1": round(100 * best_val, 2) if best_val is not None else None,
         "budget_wall_s": round(wall, 1),
         "budget_epochs": len(val),
-        "run": str(run),
+        "run": str(run.root),
     }

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import apply_overrides, from_dict, load_yaml
+from ..config import apply_overrides, from_dict
 from ..engine.config import TrainConfig
 from ..engine.hooks import Hook
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
+from ..run import RunFolder
 from .space import Param, overrides
 
 PRUNERS = ("median", "halving", "none")
@@ -128,7 +129,7 @@ def write_recipe(study: Any, path: Path) -> Path:
 
     best = study.best_trial
     run = Path(best.user_attrs["run"])
-    data = {k: v for k, v in load_yaml(run / "config.yaml").items() if k not in RUN_FIELDS}
+    data = {k: v for k, v in RunFolder(run).read_config().items() if k not in RUN_FIELDS}
     from_dict(TrainConfig, data)  # still a valid config
     header = (f"# imgcls tune: the best trial of study {study.study_name!r} (trial {best.number}, validation "
               f"score {best.value:.4f}, run {run}).\n# imgcls train --config {path} reproduces it.\n")  # fmt: skip
