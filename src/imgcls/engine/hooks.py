@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ImgclsError
+from ..models.base import Classifier
 from ..transfer import freeze, keep_frozen_norms_eval
 from .evaluate import selection_key
 
@@ -49,7 +50,8 @@ class Freeze(Hook):
 
     def epoch_start(self, t: Trainer) -> None:
         frozen = self.spec not in ("", "none") and (not self.epochs or t.state.epoch < self.epochs)
-        held = tuple(t.net.held_parameters(t.state.epoch)) if hasattr(t.net, "held_parameters") else ()
+        # the linear probe's net is a bare layer, not a Classifier: it holds nothing back
+        held = tuple(t.net.held_parameters(t.state.epoch)) if isinstance(t.net, Classifier) else ()
         if (frozen, held) != self.active:
             freeze(t.net, self.spec if frozen else "none")
             params = dict(t.net.named_parameters())

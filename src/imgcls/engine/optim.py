@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import above, at_least, opt, share
 from ..errors import ConfigError
+from ..models.base import Classifier
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 BIAS_LR_ON = ("biases", "norms")
@@ -85,7 +86,7 @@ def _is_no_decay(name: str, p: nn.Parameter, module: nn.Module, declared: set[st
 def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
     """{parameter name: layer group} and the head's index, from the model's own ``layer_groups()``
     (stem 0, blocks in forward order, head last); a plain module (a probe's linear layer) is one group."""
-    if hasattr(model, "group_ids"):
+    if isinstance(model, Classifier):
         return model.group_ids()
     return {name: 0 for name, _ in model.named_parameters()}, 0
 
@@ -98,7 +99,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         raise ConfigError(f"bias_lr_on must be one of {', '.join(BIAS_LR_ON)}, got {cfg.bias_lr_on!r}")
     modules = dict(model.named_modules())
     ids, last = layer_ids(model) if cfg.layer_decay != 1.0 else ({}, 0)
-    declared = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    declared = model.no_weight_decay() if isinstance(model, Classifier) else set()
     groups: dict[tuple[bool, bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -167,7 +167,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_loader()) / cfg.optim.accum_steps)
         self.notes = list(r.notes)
         cfg = self.cfg = replace(cfg, bn_recompute=self._bn_recompute())
-        if hasattr(self.model, "fit_data") and not r.resuming and not cfg.model.init and not self.probe:
+        if self.model.fits_data and not r.resuming and not cfg.model.init and not self.probe:
             self.fit_model_to_data()
         # over every parameter: frozen ones get no gradient, so the optimiser leaves them as they are
         # until --freeze-epochs ends and they thaw

@@ -165,6 +165,8 @@ class Airbench(Classifier):
             held.append("whiten.bias")
         return held
 
+    fits_data = True
+
     @torch.no_grad()
     def fit_data(self, images: torch.Tensor) -> None:
         """The whitening filters from normalised training images (N, C, H, W)."""

@@ -116,6 +116,20 @@ class Classifier(nn.Module):
         reference layouts of ViT, CCT and MobileNet v1, which a method of that name would hide.)"""
         raise NotImplementedError(f"{type(self).__name__} does not declare its layer groups")
 
+    # ---- what training asks of a model beyond its weights (no-ops unless a family needs them) --------
+    fits_data: ClassVar[bool] = False  # True: fit_data() sets layers from the training images before step 1
+
+    @torch.no_grad()
+    def fit_data(self, images: torch.Tensor) -> None:
+        """Set the layers that are fitted, not learned, from normalised training images (N, C, H, W):
+        airbench's whitening filters. Called once before the first step of a run trained from scratch
+        when ``fits_data`` is True."""
+
+    def held_parameters(self, epoch: int) -> list[str]:
+        """Names of parameters that do not train in ``epoch`` (airbench's batch-norm scales, its whitening
+        bias after the first epochs); the rest train as the optimiser says."""
+        return []
+
     def no_weight_decay(self) -> set[str]:
         """Names of parameters that get no weight decay beyond biases and norm weights (which never
         do): learned position embeddings, class tokens, relative-position bias tables."""
