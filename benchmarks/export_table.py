@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from imgcls.export import check_family
-from imgcls.models import create_model, model_info
+from imgcls.models import build_model, model_info
 from imgcls.models.base import min_input_size
 
 ROOT = Path(__file__).parents[1]
@@ -44,7 +44,7 @@ def main() -> None:
         for family, name in FAMILIES.items():
             start = time.perf_counter()
             results = [check_family(name, fmt, tmp) for fmt in ("onnx", "pt2")]
-            size = max(min_input_size(create_model(name, device="meta")), 32)
+            size = max(min_input_size(build_model(name, device="meta")), 32)
             rows.append(
                 f"| {family} | `{name}` ({model_info(name).in_chans}x{size}x{size}) | {results[0]} | {results[1]} |"
             )

@@ -144,11 +144,11 @@ def export_module(
 def check_family(name: str, fmt: str, folder: str | Path, **overrides: Any) -> str:
     """'yes (max diff D)' or 'no: REASON' for a zoo model built with random weights at its smallest
     input (>= 32 px), exported with a dynamic batch and checked at batch 1 and 7 (the export table)."""
-    from .models import create_model
+    from .models import build_model
     from .models.base import min_input_size
 
     torch.manual_seed(0)
-    model = create_model(name, num_classes=10, **overrides).eval()
+    model = build_model(name, num_classes=10, **overrides).eval()
     size = max(min_input_size(model), 32)
     images = torch.randn(8, model.in_chans, size, size)
     try:

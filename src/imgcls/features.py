@@ -41,7 +41,7 @@ def backbone(
 ) -> tuple[torch.nn.Module, Preprocess, str]:
     """(the model of ``weights`` — a run folder, a weights file or a catalogue name — loaded, in eval
     mode; its preprocessing for data of ``channels``; a key naming model and config, for caches)."""
-    from .models import create_model, model_info
+    from .models import build_model, model_info
     from .models.base import skip_init
     from .pretrained import find, is_weight_name, preprocess_of
     from .transfer import load_pretrained, read_state_dict
@@ -58,7 +58,7 @@ def backbone(
     model_args = meta.model_args if meta else {}
     with torch.no_grad():
         with skip_init():
-            net = create_model(name, num_classes=meta.num_outputs if meta else None, in_chans=pre.channels,
+            net = build_model(name, num_classes=meta.num_outputs if meta else None, in_chans=pre.channels,
                                **model_args)  # fmt: skip
         load_pretrained(net, weights, verbose=False)
     return net.eval(), pre, f"{name}:{json.dumps(model_args, sort_keys=True)}"

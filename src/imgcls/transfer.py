@@ -98,7 +98,7 @@ def create_model(
     pretrained: bool | str = False,
     **overrides: Any,
 ) -> Classifier:
-    """``imgcls.create_model``: a registered model (``imgcls.models.create_model``: every config field
+    """``imgcls.create_model``: a registered model (``imgcls.models.build_model``: every config field
     an override), with ``weights`` loaded when given (a run folder, our model.safetensors, a
     torchvision / timm state dict, or a catalogue name): a head of another size is re-initialised, the
     stem adapted to ``in_chans``, ViT position embeddings resampled (``load_pretrained``).
@@ -114,7 +114,7 @@ def create_model(
         if num_classes is None and entry.num_classes:
             num_classes = entry.num_classes
         weights = fetch(entry)
-    model = models.create_model(name, num_classes, in_chans, device, **overrides)
+    model = models.build_model(name, num_classes, in_chans, device, **overrides)
     if weights is not None:
         load_pretrained(model, weights)
     return model

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownModelError, did_you_mean
-from ..models import ModelInfo, create_model, list_models, model_info
+from ..models import ModelInfo, build_model, list_models, model_info
 from .complexity import count_flops, count_params
 
 TABLE_PATH = Path(__file__).with_name("zoo_complexity.json")
@@ -28,7 +28,7 @@ def config_key(info: ModelInfo) -> str:
 
 def measure(name: str, overrides: dict[str, Any] | None = None, flops: bool = True) -> dict[str, Any]:
     """Params and forward FLOPs (one image, default input size) of a model, counted now."""
-    model = create_model(name, device="meta", **(overrides or {}))
+    model = build_model(name, device="meta", **(overrides or {}))
     size = model.info.input_size
     return {
         "params": count_params(model),

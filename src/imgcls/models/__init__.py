@@ -1,13 +1,13 @@
 """The model zoo: one registry, one interface, every family."""
 
 from .base import Classifier, ModelConfig
-from .registry import ModelInfo, create_model, list_models, model_info, register_model
+from .registry import ModelInfo, build_model, list_models, model_info, register_model
 
 __all__ = [
     "Classifier",
     "ModelConfig",
     "ModelInfo",
-    "create_model",
+    "build_model",
     "list_models",
     "model_info",
     "register_model",

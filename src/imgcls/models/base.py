@@ -52,7 +52,7 @@ class Classifier(nn.Module):
     stem_conv: ClassVar[str] = ""  # dotted name of the stem conv ("first_conv" in the metadata)
     head_layers: ClassVar[tuple[str, ...]] = ()  # dotted names of the head layer(s), main head first
     conv_head: ClassVar[bool] = False  # the main head is a 1x1 conv on the pooled (N, C, 1, 1) map
-    info: ModelInfo  # set by create_model
+    info: ModelInfo  # set by build_model
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

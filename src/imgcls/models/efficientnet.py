@@ -20,7 +20,7 @@ from torch import nn
 
 from .base import Classifier, ModelConfig
 from .layers import ConvNormActSeq, DropPath, SqueezeExcite, get_act, linear_head, make_divisible
-from .registry import create_model, register_model
+from .registry import build_model, register_model
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 BASE_RESOLUTION = 224
@@ -253,7 +253,7 @@ def efficientnet_scaled(phi: float, **overrides: Any) -> EfficientNet:
     """
     config, resolution = scaled_config(phi)
     fields = {k: getattr(config, k) for k in ("width_mult", "depth_mult", "drop_rate")}
-    model = create_model("efficientnet_b0", **{**fields, **overrides})
+    model = build_model("efficientnet_b0", **{**fields, **overrides})
     size = (model.in_chans, resolution, resolution)
     model.info = replace(model.info, name=f"efficientnet_scaled({phi:g})", input_size=size)
     return model

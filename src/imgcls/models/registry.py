@@ -137,14 +137,15 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(
+def build_model(
     name: str,
     num_classes: int | None = None,
     in_chans: int | None = None,
     device: torch.device | str | None = None,
     **overrides: Any,
 ) -> Classifier:
-    """Build a registered model.
+    """Build a registered model: the architecture alone, initialised as its paper says (no weights).
+    ``imgcls.create_model`` (transfer.py) is the public entry: it calls this, then loads weights.
 
     ``num_classes`` / ``in_chans`` default to the variant's own (1000 / 3 for the ImageNet models,
     10 for the CIFAR ones, 10 / 1 for LeNet-5). Every field of the family's config dataclass can be
