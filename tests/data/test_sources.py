@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgcls.data.holdout import holdout_split
 from imgcls.data.shards import expand_braces, iter_samples, write_shards
 from imgcls.data.source import open_source
-from imgcls.data.split import holdout_split
 from imgcls.data.splits import DataError, FileSplit, ShardSplit
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

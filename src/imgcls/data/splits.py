@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import ConfigError, ImgclsError
 from .decode import decode_image
-from .split import holdout_split
+from .holdout import holdout_split
 
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
