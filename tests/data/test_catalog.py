@@ -24,17 +24,29 @@ from imgcls.data.splits import DataError
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files, plus /flaky/NAME: asked for the whole file it promises all of it, sends a tenth and
+    hangs up; asked for a range (``Range: bytes=N-``) it sends the rest, as HTTP servers that resume do."""
+
     def do_GET(self) -> None:
-        if self.path.startswith("/cut/"):  # promises the whole file, sends a tenth, hangs up
-            body = (Path(self.directory) / self.path.removeprefix("/cut/")).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+        if not self.path.startswith("/flaky/"):
+            return super().do_GET()
+        body = (Path(self.directory) / self.path.removeprefix("/flaky/")).read_bytes()
+        asked = self.headers.get("Range")
+        if asked:
+            start = int(asked.removeprefix("bytes=").rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
-            self.wfile.write(body[: len(body) // 10])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        super().do_GET()
+            self.wfile.write(body[start:])
+            return None
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 10])
+        self.wfile.flush()
+        self.close_connection = True
+        return None
 
     def log_message(self, *args: object) -> None:
         pass
@@ -98,16 +110,25 @@ def test_download_checks_unpacks_and_prints_the_spec(
     assert not any((tmp_path / "bad").iterdir())  # nothing that looks complete, no partial file
 
 
-def test_an_interrupted_transfer_leaves_nothing(
+def test_an_interrupted_transfer_resumes_and_nothing_looks_whole_meanwhile(
     tmp_path: Path, served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     www, url = served
     svhn_files(www)
-    cut = (Remote(f"{url}/cut/train_32x32.mat", md5sum(www / "train_32x32.mat"), name="train_32x32.mat"),)
-    monkeypatch.setitem(catalog.DATASETS, "svhn", Dataset("svhn", "svhn:DIR", "", 10, "", "", "", cut))
-    with pytest.raises(DownloadError, match=r"transfer stopped early.*train_32x32.mat"):
+    whole = (www / "train_32x32.mat").read_bytes()
+    flaky = (Remote(f"{url}/flaky/train_32x32.mat", md5sum(www / "train_32x32.mat"), name="train_32x32.mat"),)
+    monkeypatch.setitem(catalog.DATASETS, "svhn", Dataset("svhn", "svhn:DIR", "", 10, "", "", "", flaky))
+    with pytest.raises(
+        DownloadError, match=r"transfer stopped early.*bytes are kept in .train_32x32.mat.part: run it again"
+    ):
         catalog.fetch("svhn", tmp_path / "cut", quiet=True)
-    assert not any((tmp_path / "cut").iterdir())
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == [
+        ".train_32x32.mat.part"
+    ]  # nothing under the real name
+    assert (tmp_path / "cut" / ".train_32x32.mat.part").read_bytes() == whole[: len(whole) // 10]
+    catalog.fetch("svhn", tmp_path / "cut", quiet=True)  # asks for the rest only
+    assert (tmp_path / "cut" / "train_32x32.mat").read_bytes() == whole
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["train_32x32.mat"]
 
 
 def test_an_archive_is_unpacked_and_a_doctored_one_refused(
