@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs models clean
+.PHONY: install demo test test-fast test-durations lint docs models clean
 
 install: $(STAMP)
 
@@ -21,9 +21,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/imgcls train --data mnist:data/mnist --model lenet5 --epochs 1
 
-# the whole suite; the 30 slowest tests are listed at the end (where its minutes go)
+# the whole suite (what CI runs); the 30 slowest tests are listed at the end (where its minutes go)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=30
+
+# the quick tier to run while working (tests/conftest.py: the quickest tests by tests/durations.json)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m fast
+
+# the whole suite, recording each test's seconds into tests/durations.json (what picks the quick tier)
+test-durations: $(STAMP)
+	IMGCLS_RECORD_DURATIONS=tests/durations.json $(BIN)/python -m pytest -q --durations=30
 
 # ruff's lint rules and formatting (pyproject.toml), checked, not applied: `ruff format` applies them
 lint: $(STAMP)

@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--preset", required=True, choices=sorted(TARGETS))
     ap.add_argument("--data", required=True)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--seed-start", type=int, default=0, help="the cold run's seed; warm runs take the next ones"
+    )
     ap.add_argument("--target", type=float, help="the accuracy a run must reach (default: the preset's)")
     ap.add_argument("--tag", default="", help="a name for this variant's result file (default: the preset)")
     ap.add_argument("--note", default="", help="a word on this variant, shown beside the preset in the table")
@@ -111,10 +114,10 @@ def main() -> None:
                     "processor": processor_name(torch.device("cpu"))}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "runs"
-        result["cold"] = [one_run(args.preset, args.data, 0, cache, out, args.extra)]
+        result["cold"] = [one_run(args.preset, args.data, args.seed_start, cache, out, args.extra)]
         print(f"cold: {result['cold'][0]}", file=sys.stderr)
         result["warm"] = []
-        for seed in range(1, args.runs + 1):
+        for seed in range(args.seed_start + 1, args.seed_start + args.runs + 1):
             result["warm"].append(one_run(args.preset, args.data, seed, cache, out, args.extra))
             print(f"warm: {result['warm'][-1]}", file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)

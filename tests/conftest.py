@@ -1,11 +1,71 @@
+"""Shared fixtures, and the two tiers of the suite.
+
+``make test`` runs everything. ``make test-fast`` runs the tier a contributor runs while working
+(``pytest -m fast``): the quickest tests whose recorded times add up to at most FAST_BUDGET_S, by
+``tests/durations.json`` (each test's set-up, call and tear-down seconds from a whole run: ``make
+test-durations`` records them again). A test that needs a costly shared fixture (one whose set-up
+was recorded above FIXTURE_S) is not fast, whatever its own time; a test the file does not know yet
+is fast until the file is recorded again.
+"""
+
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
+DURATIONS = Path(__file__).parent / "durations.json"
+FAST_BUDGET_S = 60.0  # recorded seconds in the fast tier, at most
+FIXTURE_S = 2.0  # a shared fixture whose set-up takes longer keeps its tests out of the fast tier
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fast: the quick tier (make test-fast); set from tests/durations.json")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    recorded = json.loads(DURATIONS.read_text())["tests"] if DURATIONS.is_file() else {}
+    costly = set()  # shared fixtures whose set-up is slow: what a test that pays for it set up
+    for item in items:
+        times = recorded.get(item.nodeid)
+        if times and times["setup"] > FIXTURE_S:
+            costly |= {name for name in getattr(item, "fixturenames", ()) if _shared(item, name)}
+    spent = 0.0
+    candidates = [it for it in items if not costly & set(getattr(it, "fixturenames", ()))]
+    for item in sorted(candidates, key=lambda it: sum(recorded.get(it.nodeid, {}).values())):
+        spent += sum(recorded.get(item.nodeid, {}).values())
+        if spent > FAST_BUDGET_S:
+            break
+        item.add_marker(pytest.mark.fast)
+
+
+def _shared(item: pytest.Item, name: str) -> bool:
+    """Whether fixture ``name`` of ``item`` outlives one test (module, package or session scope)."""
+    defs = item._fixtureinfo.name2fixturedefs.get(name) if hasattr(item, "_fixtureinfo") else None
+    return bool(defs) and defs[-1].scope != "function"
+
+
+_RECORD: dict[str, dict[str, float]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("IMGCLS_RECORD_DURATIONS"):
+        _RECORD.setdefault(report.nodeid, {"setup": 0.0, "call": 0.0, "teardown": 0.0})[report.when] = round(
+            report.duration, 3
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = os.environ.get("IMGCLS_RECORD_DURATIONS")
+    if path and _RECORD:
+        from imgcls.bench.roofline import processor_name
+
+        body = {"processor": processor_name(torch.device("cpu")), "cores": os.cpu_count(), "tests": _RECORD}
+        Path(path).write_text(json.dumps(body, indent=0, sort_keys=True) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -47,8 +47,13 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "boundary = True",
         [OPTIONS],
     ),
-    "accumulation-unscaled": ("engine/loop.py", "t.backward(loss / accum)", "t.backward(loss)", [OPTIONS]),
-    "clip": ("engine/trainer.py", "torch.nn.utils.clip_grad_norm_(", "(lambda *a, **k: 0)(", [OPTIONS]),
+    "accumulation-unscaled": (
+        "engine/loop.py",
+        "scaler.scale(loss / accum).backward()",
+        "scaler.scale(loss).backward()",
+        [OPTIONS],
+    ),
+    "clip": ("engine/loop.py", "nn.utils.clip_grad_norm_(", "(lambda *a, **k: 0)(", [OPTIONS]),
     "label-smoothing": (
         "engine/resolve.py",
         "cfg.task.loss, cfg.task.label_smoothing, weights",
@@ -75,13 +80,13 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [OPTIONS, FINETUNE],
     ),
     "sam-second-pass": (
-        "engine/trainer.py",
+        "engine/loop.py",
         'if getattr(opt, "requires_second_pass", False):',
         "if False:",
         [OPTIONS],
     ),
     "lookahead-sync": ("engine/optim.py", "if self.steps % self.k == 0:", "if False:", [OPTIONS]),
-    "last-pt-finite": ("engine/trainer.py", "bad = first_non_finite(state)", "bad = None", [OPTIONS]),
+    "last-pt-finite": ("engine/checkpoint.py", "bad = first_non_finite(state)", "bad = None", [OPTIONS]),
     "precision-auto": (
         "engine/precision.py",
         "    best = min(seconds, key=seconds.__getitem__)",
@@ -114,8 +119,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "nan-skip-decided-alone": (
         "engine/loop.py",
-        "ok = t.dist.all(math.isfinite(loss.item()))",
-        "ok = math.isfinite(loss.item())",
+        "finite = t.dist.all(math.isfinite(loss.item())) and finite",
+        "finite = math.isfinite(loss.item()) and finite",
         [f"{DDP}::test_a_nan_on_one_rank_is_skipped_by_both"],
     ),
     "stop-decided-alone": (
@@ -137,9 +142,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [f"{DDP}::test_every_sample_once_per_epoch_and_the_same_weights_on_every_rank"],
     ),
     "bn-statistics-not-averaged": (
-        "engine/trainer.py",
-        "            self.dist.average_buffers(self.model)  #",
-        "            pass  #",
+        "engine/validation.py",
+        "        t.dist.average_buffers(t.model)  #",
+        "        pass  #",
         [f"{DDP}::test_every_sample_once_per_epoch_and_the_same_weights_on_every_rank"],
     ),
     "bias-lr-scale": (
@@ -161,9 +166,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [AIRBENCH, RESUME],
     ),
     "lookahead-ema-not-called": (
-        "engine/trainer.py",
-        "            self.lookahead.update(self.net, self.scheduler.step_count, self.scheduler.total)",
-        "            pass",
+        "engine/loop.py",
+        "                    t.lookahead.update(t.net, t.scheduler.step_count, t.scheduler.total)",
+        "                    pass",
         [AIRBENCH],
     ),
     "pad-reflect": (
@@ -191,9 +196,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [f"{SPEEDRUN}::test_the_loaders_mirror_exactly_the_alternating_half"],
     ),
     "bn-recompute": (
-        "engine/trainer.py",
-        '            if self.cfg.bn_recompute == "on":',
-        "            if False:",
+        "engine/validation.py",
+        '        if t.cfg.bn_recompute == "on":',
+        "        if False:",
         [f"{SMALL}::test_a_small_set_from_scratch_ends_with_a_sane_best_checkpoint"],
     ),
     "tie-by-loss": (
@@ -227,9 +232,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/models/test_fold_bn.py"],
     ),
     "test-eval-in-training-precision": (
-        "engine/trainer.py",
-        '                               "fp32", False, self.dist, tta=self.cfg.test_tta)',
-        "                               self.precision, self.channels_last, self.dist, tta=self.cfg.test_tta)",
+        "engine/validation.py",
+        '"fp32", False, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)',
+        "t.precision, t.channels_last, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)",
         ["tests/test_predict.py::test_a_bf16_run_records_the_test_figures_eval_gives"],
     ),
     "wrapper-groups-copied": (

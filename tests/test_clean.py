@@ -20,6 +20,7 @@ from imgcls.clean import oof
 from imgcls.clean.confident import confident_joint, find_label_issues
 from imgcls.clean.duplicates import embed, similar_pairs
 from imgcls.clean.oof import stratified_folds
+from imgcls.data.pipeline import AugmentConfig
 from imgcls.data.source import open_source
 from imgcls.engine.evaluate import tta_logits
 from support import FOLDER, cli
@@ -162,7 +163,7 @@ def test_out_of_fold_probabilities_average_the_runs_test_time_views(monkeypatch:
     def probs(tta: str) -> np.ndarray:
         cfg = types.SimpleNamespace(batch_size=6, test_tta=tta)
         trainer = types.SimpleNamespace(eval_model=model, device=torch.device("cpu"), channels_last=False,
-                                        cfg=cfg, pre=None, precision="fp32")  # fmt: skip
+                                        cfg=cfg, pre=None, precision="fp32", aug=AugmentConfig(hflip=0.5))  # fmt: skip
         p, at = oof._predict(trainer, None)
         assert at.tolist() == list(range(6))
         return p

@@ -19,6 +19,7 @@ FLOORS = [
         "version",
         "memory",
         "quick_exit",
+        "tta",
     ],
     ["data", "models", "tasks", "pretrained", "recipes"],
     ["run", "transfer", "analysis", "features"],

@@ -211,3 +211,28 @@ def test_calibration_is_fitted_on_val_and_saved(mnist_run: Path, tmp_path: Path)
     saved = json.loads((run / "calibration.json").read_text())
     assert saved["fitted_on"] == "val" and 0.2 < saved["temperature"] < 5
     assert imgcls.load(run).temperature == saved["temperature"] == result.metrics["temperature"]
+
+
+@pytest.mark.parametrize("mirror", [True, False])
+def test_batch_views_are_the_views_training_tests_with(mirror: bool) -> None:
+    """One vocabulary: predict/eval's ``flip`` and ``flip-shift`` average the logits of exactly the views
+    training's test evaluation averages (``tta_logits``), mirrors only for a model trained with them."""
+    from imgcls.data.pipeline import Preprocess
+    from imgcls.engine.evaluate import tta_logits
+    from imgcls.predict import Predictor
+    from imgcls.tasks import Task
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))  # not mirror-symmetric
+    pre = Preprocess(size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    clf = Predictor(model, list("abcd"), Task("multiclass", 4), pre, hflip_ok=mirror)
+    images = [np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8) for i in range(5)]
+    x = pre.normalizer(torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images]))
+    with torch.no_grad():
+        for tta in ("none", "flip", "flip-shift"):
+            want = tta_logits(model, x, tta, mirror).softmax(1)
+            assert torch.allclose(clf.predict_proba(images, tta=tta), want, atol=1e-6), tta
+            got = clf.predict(images, topk=4, tta=tta)
+            assert np.allclose([p.probs for p in got], want.numpy(), atol=1e-6), tta
+        plain, flipped = tta_logits(model, x, "none"), tta_logits(model, x, "flip", True)
+        assert not torch.allclose(plain, flipped, atol=1e-3)  # the views differ: the test can tell them apart

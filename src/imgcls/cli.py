@@ -14,6 +14,7 @@ from .config import Range, above, at_least, share
 from .errors import ConfigError, ImgclsError
 from .memory import keep_freed_memory
 from .quick_exit import exit_code, exit_now
+from .tta import TTA
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
@@ -584,9 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="train | val | test (default: test if the data has one, else val)")
     p.add_argument(
         "--tta",
-        choices=("none", "flip", "ten_crop", "multiscale"),
+        choices=TTA,
         default="none",
-        help="test-time augmentation",
+        help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
+        "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them",
     )
     p.add_argument(
         "--calibrate", action="store_true", help="fit temperature scaling on val; saved as calibration.json"
@@ -618,9 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tta",
-        choices=("none", "flip", "ten_crop", "multiscale"),
+        choices=TTA,
         default="none",
-        help="test-time augmentation",
+        help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
+        "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them",
     )
     p.add_argument("--batch-size", type=number(int, at_least(1)), default=64)
     p.add_argument("--no-progress", action="store_true")

@@ -23,11 +23,12 @@ from PIL import Image
 
 from .data.pipeline import Preprocess
 from .data.transforms import to_uint8_tensor
+from .engine.evaluate import tta_logits
 from .errors import ConfigError
 from .run import RunMeta
 from .tasks import Task
+from .tta import BATCH_VIEWS, TTA
 
-TTA = ("none", "flip", "ten_crop", "multiscale")
 ImageInput = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
 
 
@@ -110,9 +111,8 @@ class Predictor:
             )
             source = source[..., 0] if source.ndim == 3 and source.shape[-1] == 1 else source
         img = pre.load(source)
-        if tta in ("none", "flip"):
-            x = to_uint8_tensor(pre.geometry(img))[None]
-            return torch.cat([x, x.flip(-1)]) if tta == "flip" and self.hflip_ok else x
+        if tta in BATCH_VIEWS:  # one view; the batch's views are made from it (``_probs``)
+            return to_uint8_tensor(pre.geometry(img))[None]
         if tta == "ten_crop":
             return ten_crop(img, pre, self.hflip_ok, self.pad_crop)
         if tta == "multiscale":
@@ -121,10 +121,19 @@ class Predictor:
         raise ConfigError(f"tta must be one of {', '.join(TTA)}, got {tta!r}")
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Model outputs for a normalised float batch (N, C, H, W)."""
+    def logits(self, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Model outputs for a normalised float batch (N, C, H, W), averaged over the batch views ``tta``
+        names (mirrored ones only for a model trained with mirrors)."""
         self.model.eval()
-        return self.model(x.to(self.device)).float().cpu() / self.temperature
+        return tta_logits(self.model, x.to(self.device), tta, self.hflip_ok).float().cpu() / self.temperature
+
+    def _probs(self, views: list[torch.Tensor], tta: str) -> list[torch.Tensor]:
+        """Each image's probabilities from its ``_views``: batch views average the logits, image views
+        (ten_crop, multiscale) the probabilities."""
+        x = self.preprocess.normalizer(torch.cat(views))
+        if tta in BATCH_VIEWS:
+            return list(self.task.probs(self.logits(x, tta)))
+        return [p.mean(0) for p in self.task.probs(self.logits(x)).split([len(v) for v in views])]
 
     @torch.no_grad()
     def predict_proba(
@@ -134,11 +143,7 @@ class Predictor:
         items = _as_list(images)
         probs = []
         for start in range(0, len(items), batch_size):
-            views = [self._views(s, tta) for s in items[start : start + batch_size]]
-            counts = [len(v) for v in views]
-            x = self.preprocess.normalizer(torch.cat(views))
-            p = self.task.probs(self.logits(x))
-            probs += [chunk.mean(0) for chunk in p.split(counts)]
+            probs += self._probs([self._views(s, tta) for s in items[start : start + batch_size]], tta)
         return torch.stack(probs) if probs else torch.zeros(0, len(self.classes))
 
     def predict(
@@ -164,9 +169,8 @@ class Predictor:
                     errors[i] = e.reason
             probs: dict[int, list[float]] = {}
             if good:
-                x = self.preprocess.normalizer(torch.cat([v for _, v in good]))
-                p = self.task.probs(self.logits(x)).split([len(v) for _, v in good])
-                probs = {i: chunk_p.mean(0).tolist() for (i, _), chunk_p in zip(good, p)}
+                p = self._probs([v for _, v in good], tta)
+                probs = {i: chunk_p.tolist() for (i, _), chunk_p in zip(good, p)}
             for i, s in enumerate(chunk):
                 out.append(Prediction(_name(s, start + i), self.classes, probs.get(i, []), self.task.kind,
                                       self.task.threshold, topk, errors.get(i)))  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from imgcls.cli import build_parser, train_config
+from imgcls.engine import loop
 from imgcls.engine.hooks import Hook
 from imgcls.engine.trainer import Trainer
 
@@ -43,17 +44,17 @@ def main() -> None:
     rank = trainer.dist.rank
     seen: dict[str, list] = {}
 
-    batches = trainer.batches
+    batches = loop.batches
 
-    def recording(loader, start):  # type: ignore[no-untyped-def]
+    def recording(t, loader, start):  # type: ignore[no-untyped-def]
         epoch = trainer.state.epoch
-        for b, batch, last in batches(loader, start):
+        for b, batch, last in batches(t, loader, start):
             if rank == args.poison_rank and b == args.poison_batch and epoch == 0:
                 batch.images = torch.full_like(batch.images, float("nan"))
             seen.setdefault(f"train{epoch}", []).extend(samples(batch))
             yield b, batch, last
 
-    trainer.batches = recording  # type: ignore[method-assign]
+    loop.batches = recording  # the loop's batches, recorded (and one poisoned)
 
     class Trained(
         Hook

@@ -174,6 +174,13 @@ def test_each_preset_trains_a_few_steps(tmp_path: Path, preset: str, data: str, 
     assert 0.0 <= test["acc"] <= 1.0 and np.isfinite(test["loss"])
     if preset == "cifar10-speedrun":
         assert test["tta"] == "flip-shift" and "alt_flip: true" in cfg
+        # one vocabulary: imgcls eval with the run's test-time views gives the figure the run recorded
+        out = tmp_path / "eval"
+        e = cli("eval", str(run), "--tta", "flip-shift", "--out", str(out), "--no-report", "--no-progress")
+        assert e.returncode == 0, e.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["split"] == "test" and metrics["tta"] == "flip-shift"
+        assert metrics["accuracy"] == test["acc"]
     # the end-of-run breakdown, printed and written
     line = next(x for x in r.stdout.splitlines() if x.startswith("time: "))
     timings = json.loads((run / "timings.json").read_text())

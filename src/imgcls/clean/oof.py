@@ -19,7 +19,7 @@ from ..data.loader import make_loader
 from ..data.splits import DataSource
 from ..engine.config import TrainConfig
 from ..engine.evaluate import tta_logits
-from ..engine.resolve import resolve
+from ..engine.resolve import prepare, resolve
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 
@@ -64,7 +64,7 @@ def _predict(trainer: Trainer, source: DataSource) -> tuple[np.ndarray, np.ndarr
     for batch in make_loader(source, "val", trainer.pre, None, max(trainer.cfg.batch_size, 128)).iter_from(0):
         with autocast(device, trainer.precision):
             x = batch.images.to(device, memory_format=fmt)
-            logits = tta_logits(model, x, trainer.cfg.test_tta)
+            logits = tta_logits(model, x, trainer.cfg.test_tta, trainer.aug.mirror_share > 0)
         probs.append(logits.float().softmax(1).cpu().numpy())
         index.append(batch.index.numpy())
     return np.concatenate(probs), np.concatenate(index)
@@ -83,8 +83,8 @@ def kfold(cfg: TrainConfig, source: DataSource, folds: int) -> tuple[np.ndarray,
         held_split = train.subset(held)
         held_split.label = f"{train.label} (fold {k + 1} of {folds})"
         fold_source = dataclasses.replace(source, splits={"train": train.subset(rest), "val": held_split})
-        r = resolve(dataclasses.replace(cfg, name=f"fold-{k + 1}", eval_test=False))
-        trainer = Trainer(dataclasses.replace(r, source=fold_source))
+        plan = resolve(dataclasses.replace(cfg, name=f"fold-{k + 1}", eval_test=False))
+        trainer = Trainer(prepare(dataclasses.replace(plan, source=fold_source)))
         result = trainer.fit()
         p, at = _predict(trainer, fold_source)
         trainer.close()

@@ -198,6 +198,13 @@ class AugmentConfig:
     rrc_scale: tuple[float, float] = (0.08, 1.0)  # of the image area
     rrc_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     color_jitter: float = 0.0  # brightness / contrast / saturation factors in [1-x, 1+x]
+
+    @property
+    def mirror_share(self) -> float:
+        """The share of training views that were mirrored: ``hflip``, or 1/2 with ``alt_flip``. The
+        test-time views (``--tta flip``, ``flip-shift``) mirror only a model that saw mirrors."""
+        return 0.5 if self.alt_flip else self.hflip
+
     grayscale: float = 0.0  # probability
     auto_augment: str = "none"  # none | randaugment | trivialaugment
     ra_ops: int = 2

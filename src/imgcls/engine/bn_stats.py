@@ -16,8 +16,26 @@ import torch
 from torch import nn
 
 from ..amp import autocast
+from ..errors import ConfigError
 
 FEW_STEPS = 50  # below this many steps per epoch, `auto` recomputes: 0.9**50 < 1 % of the start left
+
+
+def decide(mode: str, model: nn.Module, steps_per_epoch: int, probe: bool) -> tuple[str, str | None]:
+    """``--bn-recompute`` decided: ("on" | "off", the reason for the log when ``auto`` turns it on).
+    Off for a linear probe and a model without batch norm; ``auto`` is on below FEW_STEPS steps."""
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"bn_recompute must be auto, on or off, got {mode!r}")
+    if probe or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return "off", None
+    if mode != "auto":
+        return mode, None
+    if steps_per_epoch >= FEW_STEPS:
+        return "off", None
+    return "on", (
+        f"batch norm: statistics recomputed on the training images before each evaluation "
+        f"({steps_per_epoch} steps per epoch are too few for the running averages to settle)"
+    )
 
 
 def training_norms(model: nn.Module) -> list[str]:

@@ -214,7 +214,8 @@ class TrainConfig:
     test_tta: str = opt(
         "none",
         "none | flip | flip-shift: the test split's final evaluation averages the logits of these views "
-        "(flip: each image and its mirror; flip-shift: also shifted one pixel each way, airbench's)",
+        "(flip: each image and its mirror; flip-shift: also shifted one pixel each way, airbench's; mirrors "
+        "only for a model trained with them); imgcls eval --tta NAME gives the same figure",
     )
     keep: str = opt(
         "best",

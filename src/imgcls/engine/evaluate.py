@@ -10,9 +10,9 @@ from torch import nn
 from ..amp import autocast
 from ..errors import ConfigError
 from ..tasks import Task
+from ..tta import BATCH_VIEWS
 from .distributed import Dist
 
-TTA = ("none", "flip", "flip-shift")
 KEYS = ("loss_num", "loss_den", "correct", "n", "top5", "tp", "fp", "fn")
 
 
@@ -54,32 +54,36 @@ def scores(logits: torch.Tensor, targets: torch.Tensor, task: Task) -> dict[str,
 @torch.no_grad()
 def evaluate(
     model: nn.Module, loader, task: Task, device: torch.device, precision: str = "fp32",
-    channels_last: bool = False, dist: Dist | None = None, tta: str = "none",
+    channels_last: bool = False, dist: Dist | None = None, tta: str = "none", mirror: bool = True,
 ) -> dict[str, float]:  # fmt: skip
     """Scores of ``model`` over this process's batches of ``loader``, summed over all processes;
-    with ``tta``, of the logits averaged over the views ``tta_logits`` makes."""
-    if tta not in TTA:
-        raise ConfigError(f"test_tta must be one of {', '.join(TTA)}, got {tta!r}")
+    with ``tta``, of the logits averaged over the views ``tta_logits`` makes (``mirror``: with the
+    mirrored ones)."""
+    if tta not in BATCH_VIEWS:
+        raise ConfigError(f"test_tta must be one of {', '.join(BATCH_VIEWS)}, got {tta!r}")
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     sums = [0.0] * len(KEYS)
     for batch in loader:
         x = batch.images.to(device, memory_format=fmt) if batch.images.ndim == 4 else batch.images.to(device)
         with autocast(device, precision):
-            logits = tta_logits(model, x, tta) if x.ndim == 4 else model(x)
+            logits = tta_logits(model, x, tta, mirror) if x.ndim == 4 else model(x)
         sums = [a + b for a, b in zip(sums, batch_sums(logits.float().cpu(), batch.targets, task))]
     return finish(dist.sum(sums) if dist is not None else sums, task)
 
 
-def tta_logits(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str, mirror: bool = True) -> torch.Tensor:
     """The logits of a batch averaged over views of it: ``flip``, the images and their mirrors;
     ``flip-shift`` (airbench's), that pair weighted 1/2 and the pair shifted by one pixel each way
-    (diagonally, the image mirrored at its edge as airbench pads it) 1/4 each."""
+    (diagonally, the image mirrored at its edge as airbench pads it) 1/4 each. Without ``mirror``
+    (a model trained without flips) the mirrored views are left out."""
+    if tta not in BATCH_VIEWS:
+        raise ConfigError(f"tta must be one of {', '.join(BATCH_VIEWS)} on a batch, got {tta!r}")
     if tta == "none":
         return model(x)
 
     def pair(v: torch.Tensor) -> torch.Tensor:
-        return (model(v) + model(v.flip(-1))) / 2
+        return (model(v) + model(v.flip(-1))) / 2 if mirror else model(v)
 
     if tta == "flip":
         return pair(x)

@@ -1,20 +1,27 @@
-"""Resolve, then run: a training config with every ``auto`` decided before anything trains.
+"""Resolve, prepare, then run: a training config with every ``auto`` decided before anything trains.
 
-``resolve(cfg)`` works on a copy (the caller's config is never changed) and decides, in order: the
-model when none is given (from the data: ``models/default.py``), the run folder (new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder
-``--out/--name`` names when it holds a checkpoint), the threads, the data and its validation split,
-the task and loss, the image size and colour space, the augmentation, the class weights, the
-model (built once, with its ``--init`` weights; catalogue weights bring their own preprocessing —
-input size, resize, interpolation, mean/std — and are fetched by rank 0 first), the decoding workers and the precision and memory
-format (measured on the model). The result is a frozen ``ResolvedConfig``: what ``config.yaml``
-holds, plus the objects those decisions made. Under torchrun every rank resolves the same config;
-what must be decided once (the run folder, the precision verdict) is decided by rank 0, or
-collectively, and is the same everywhere.
+``resolve(cfg)`` is a pure function of the config and the data: it works on a copy (the caller's
+config is never changed), makes nothing on disk and changes nothing in the process, and decides, in
+order: the model when none is given (from the data: ``models/default.py``), the run folder's path
+(new, numbered if taken; or the one to resume — ``--resume auto`` takes the folder ``--out/--name``
+names when it holds a checkpoint), the threads, the data and its validation split, the task and loss,
+the image size and colour space (catalogue weights bring their own preprocessing — input size,
+resize, interpolation, mean/std), the augmentation, the class and sample weights, the decoding
+workers, and whether a data-fitted layer is fitted. The result is a frozen ``Plan``.
+
+``prepare(plan)`` is the one step with side effects, in this order: the threads set, freed memory
+kept, the generators seeded, the run folder made, the model built (with its ``--init`` weights,
+fetched by rank 0 first) and moved to the device, and the precision and memory format decided — the
+one automatic choice that is a measurement (``precision.py``; cached per model, shape and CPU). Its
+``ResolvedConfig`` is the plan plus the model and that verdict; its ``cfg`` is what ``config.yaml``
+holds. Under torchrun every rank resolves the same config; what must be decided once (the run
+folder, the precision verdict) is decided by rank 0, or collectively, and is the same everywhere.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import random
@@ -39,6 +46,7 @@ from ..models.default import default_model
 from ..run import RunFolder
 from ..tasks import Task, class_weights_auto, pos_weight_auto
 from ..transfer import create_model, load_pretrained
+from ..tta import BATCH_VIEWS, IMAGE_VIEWS
 from .budget import parse_duration
 from .config import TrainConfig, parse_size_schedule
 from .distributed import Dist, cpu_cores
@@ -50,9 +58,9 @@ RESUME_OVERRIDES = ("stop_after_steps", "save_every", "progress", "tensorboard",
 
 
 @dataclass(frozen=True)
-class ResolvedConfig:
-    cfg: TrainConfig  # every auto decided: what config.yaml holds
-    run: RunFolder
+class Plan:
+    cfg: TrainConfig  # every auto decided but the precision and memory format
+    run: RunFolder  # its path: prepare() makes it
     resuming: bool
     dist: Dist
     source: DataSource  # with its validation split
@@ -60,11 +68,11 @@ class ResolvedConfig:
     pre: Preprocess
     aug: AugmentConfig
     sizes: tuple[tuple[int, int], ...]  # progressive resizing: (size, until epoch)
-    model: nn.Module  # built once (the precision trial needs it), initialised, on the device
-    precision: Verdict
+    entry: Any  # the catalogue entry --init names, or None
     workers: int
     threads: int
     sample_weights: np.ndarray | None
+    fit_data: bool  # a data-fitted layer (airbench's whitening) is fitted before the first step
     notes: tuple[str, ...]  # what was decided and why, for the log
 
     def size_at(self, epoch: int) -> int:
@@ -74,11 +82,18 @@ class ResolvedConfig:
         return self.sizes[-1][0] if self.sizes else self.pre.size
 
 
+@dataclass(frozen=True)
+class ResolvedConfig(Plan):
+    model: nn.Module  # built once (the precision trial needs it), initialised, on the device
+    precision: Verdict
+
+
 KEEP = ("best", "last")  # which epoch's weights a run saves and tests
 
 
-def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
-    """``cfg`` (or, resuming, the run's saved config with the how-to-run fields of ``cfg``) decided."""
+def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
+    """``cfg`` (or, resuming, the run's saved config with the how-to-run fields of ``cfg``) decided;
+    nothing is made or changed (``prepare`` does that)."""
     cfg = copy.deepcopy(cfg)
     dist = dist or Dist.from_env(cfg.device)
     notes: list[str] = []
@@ -98,29 +113,18 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> ResolvedConfig:
         if resuming:
             cfg = _saved_config(run, cfg)
             notes.append(f"resuming {run.root} (--resume auto found its checkpoint)")
-    try:
-        return _decide(cfg, dist, run, resuming, opened, notes)
-    except BaseException:
-        if not resuming and dist.is_main:
-            run.remove_if_unused()
-        raise
-
-
-def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened: DataSource | None,
-            notes: list[str]) -> ResolvedConfig:  # fmt: skip
-    """The rest of ``resolve``, once the run folder is known: data, task, model, precision."""
     _check(cfg, dist)
     threads, why = _threads(cfg, dist)
-    torch.set_num_threads(threads)
     notes.append(f"threads: {threads} per process ({why})")
-    keep_freed_memory()  # large freed tensors reused, not returned to the kernel (imgcls.memory says why)
-    _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
 
     source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
     if (why := source.too_few_classes()) is not None:
         raise ConfigError(why)
     if cfg.keep not in KEEP:
         raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {cfg.keep!r}")
+    if cfg.test_tta not in BATCH_VIEWS:
+        raise ConfigError(f"test_tta must be one of {', '.join(BATCH_VIEWS)} (the views of a whole batch; "
+                          f"imgcls eval --tta also takes {', '.join(IMAGE_VIEWS)}), got {cfg.test_tta!r}")  # fmt: skip
     if "val" not in source.splits:
         for wants, name in (
             (cfg.early_stop, "--early-stop"),
@@ -158,43 +162,12 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
     task = Task(kind, source.num_classes, cfg.task.loss, cfg.task.label_smoothing, weights, pos_weight,
                 cfg.task.focal_gamma, cfg.task.threshold)  # fmt: skip
     aug, aug_section = cfg.aug.resolve(pre.size, source.channels)
-
-    model = create_model(
-        cfg.model.model, num_classes=task.num_outputs, in_chans=pre.channels, **cfg.model.model_args
-    )
-    if cfg.model.init and not resuming:
-        init = _fetch(entry, dist, cfg.progress) if entry else cfg.model.init
-        for note in load_pretrained(model, init, verbose=False):
-            notes.append(f"init: {note}")
-    model.to(dist.device)
-
     sample_weights = None
     if cfg.data.balanced_sampler and targets.ndim == 1 and len(targets):
         w = 1.0 / torch.bincount(targets, minlength=source.num_classes).clamp_min(1).float()
         sample_weights = (w[targets] / w[targets].sum()).numpy()
     workers = _workers(cfg, source, pre, dist)
-
-    x, y = _trial_batch(
-        cfg, task, pre, sizes, len(train) if not isinstance(train, ShardSplit) else cfg.batch_size
-    )
-    if cfg.model.linear_probe:  # trains a linear layer on cached fp32 features: nothing to measure
-        verdict = Verdict(cfg.precision, cfg.channels_last == "on")
-    else:
-        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
-        steps, seconds = _run_length(cfg, train, dist)
-        verdict = choose(model, x.to(dist.device), lambda out: task.loss(out, y.to(dist.device)), dist.device,
-                         cfg.precision, cfg.channels_last, key=key, dist=dist, run_steps=steps,
-                         run_seconds=seconds)  # fmt: skip
-    if cfg.model.linear_probe and verdict.precision == "auto":
-        verdict = Verdict("fp32", False)
-    if cfg.precision == "auto" or cfg.channels_last == "auto":
-        notes.append(f"precision: {verdict.describe()}")
-    if verdict.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if cfg.sync_bn and dist.enabled:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if dist.rank:  # what each rank draws from here on (dropout...) differs, reproducibly
-        _seed(mix_seed(cfg.seed, dist.rank))
+    fit_data = info.model_cls.fits_data and not resuming and not cfg.model.init and not cfg.model.linear_probe
 
     decided = replace(
         cfg,
@@ -202,8 +175,6 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
         model=replace(cfg.model, init=entry.tag) if entry else cfg.model,
         task=replace(cfg.task, task=kind, loss=task.loss_name),
         aug=aug_section,
-        precision=verdict.precision,
-        channels_last="on" if verdict.channels_last else "off",
         sched=replace(cfg.sched, schedule="linear") if cfg.budget else cfg.sched,
     )
     if cfg.budget:
@@ -215,8 +186,64 @@ def _decide(cfg: TrainConfig, dist: Dist, run: RunFolder, resuming: bool, opened
             + (f" x {cfg.optim.accum_steps} accumulated" if cfg.optim.accum_steps > 1 else "")
             + f" = {cfg.batch_size * dist.world * cfg.optim.accum_steps} images per step (--lr is not scaled)"
         )
-    return ResolvedConfig(decided, run, resuming, dist, source, task, pre, aug, sizes, model, verdict, workers,
-                          threads, sample_weights, tuple(notes))  # fmt: skip
+    return Plan(decided, run, resuming, dist, source, task, pre, aug, sizes, entry, workers, threads,
+                sample_weights, fit_data, tuple(notes))  # fmt: skip
+
+
+def prepare(plan: Plan) -> ResolvedConfig:
+    """The plan carried out: threads, seeds, the run folder, the model with its weights, and the
+    precision verdict (measured when ``auto``). A run that fails here leaves no folder."""
+    cfg, dist = plan.cfg, plan.dist
+    torch.set_num_threads(plan.threads)
+    keep_freed_memory()  # large freed tensors reused, not returned to the kernel (imgcls.memory says why)
+    _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
+    if dist.is_main:
+        plan.run.create()
+    dist.barrier()
+    notes = list(plan.notes)
+    try:
+        model = create_model(cfg.model.model, num_classes=plan.task.num_outputs, in_chans=plan.pre.channels,
+                             **cfg.model.model_args)  # fmt: skip
+        if cfg.model.init and not plan.resuming:
+            init = _fetch(plan.entry, dist, cfg.progress) if plan.entry else cfg.model.init
+            for note in load_pretrained(model, init, verbose=False):
+                notes.append(f"init: {note}")
+        model.to(dist.device)
+        verdict = _precision(plan, model)
+        if cfg.precision == "auto" or cfg.channels_last == "auto":
+            notes.append(f"precision: {verdict.describe()}")
+        if verdict.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and dist.enabled:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if dist.rank:  # what each rank draws from here on (dropout...) differs, reproducibly
+            _seed(mix_seed(cfg.seed, dist.rank))
+    except BaseException:
+        if not plan.resuming and dist.is_main:
+            plan.run.remove_if_unused()
+        raise
+    decided = replace(
+        cfg, precision=verdict.precision, channels_last="on" if verdict.channels_last else "off"
+    )
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(Plan)}
+    return ResolvedConfig(**{**fields, "cfg": decided, "notes": tuple(notes)}, model=model, precision=verdict)
+
+
+def _precision(plan: Plan, model: nn.Module) -> Verdict:
+    """The precision and memory format: as named, or measured on the model (``precision.choose``)."""
+    cfg, dist, task, pre = plan.cfg, plan.dist, plan.task, plan.pre
+    if cfg.model.linear_probe:  # trains a linear layer on cached fp32 features: nothing to measure
+        verdict = Verdict(cfg.precision, cfg.channels_last == "on")
+        return Verdict("fp32", False) if verdict.precision == "auto" else verdict
+    train = plan.source.split("train")
+    x, y = _trial_batch(
+        cfg, task, pre, plan.sizes, len(train) if not isinstance(train, ShardSplit) else cfg.batch_size
+    )
+    key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
+    steps, seconds = _run_length(cfg, train, dist)
+    return choose(model, x.to(dist.device), lambda out: task.loss(out, y.to(dist.device)), dist.device,
+                  cfg.precision, cfg.channels_last, key=key, dist=dist, run_steps=steps,
+                  run_seconds=seconds)  # fmt: skip
 
 
 def _catalogue_entry(init: str, model: str) -> Any:
@@ -293,7 +320,6 @@ def _run_folder(cfg: TrainConfig, dist: Dist) -> tuple[RunFolder, bool]:
             decision = (str(named.root), named.is_run() and named.has_checkpoint())
         else:
             decision = (str(RunFolder.new(cfg.out, name).root), False)
-        RunFolder(Path(decision[0])).create()
     root, resuming = dist.broadcast(decision)
     return RunFolder(Path(root)), resuming
 
