@@ -1,5 +1,5 @@
 """`imgcls tune` against the default recipe (issue 18): LeNet-5 on MNIST, the default recipe's best
-validation accuracy, then a study of N trials with median pruning over recipes/tune_lenet5.yaml —
+validation accuracy, then a study of N trials with median pruning over spaces/lenet5.yaml —
 its wall time, its best trial's validation accuracy, and the best recipe trained again by
 `imgcls train --config` (does it reproduce?). Writes benchmarks/tune_mnist.md.
 
@@ -52,7 +52,7 @@ def main() -> None:
         out = Path(tmp)
         _, default_s = imgcls("train", *common, "--out", str(out), "--name", "default")
         default = best_val(out / "default")
-        stdout, tune_s = imgcls("tune", *common, "--trials", str(args.trials), "--space", "recipes/tune_lenet5.yaml",
+        stdout, tune_s = imgcls("tune", *common, "--trials", str(args.trials), "--space", "spaces/lenet5.yaml",
                                 "--out", str(out), "--study", "bench")  # fmt: skip
         summary = next(line for line in stdout.splitlines() if line.startswith("study "))
         best_line = next(line for line in stdout.splitlines() if line.startswith("best: "))
@@ -65,7 +65,7 @@ def main() -> None:
         "",
         f"`.venv/bin/python benchmarks/tune_mnist.py --data {args.data} --trials {args.trials} --epochs {args.epochs}` — "
         "LeNet-5, the best validation accuracy (the 6,000 held-out training images); the study's search space is "
-        "recipes/tune_lenet5.yaml, median pruning.",
+        "spaces/lenet5.yaml, median pruning.",
         "",
         "| run | val acc | wall s |",
         "| --- | --- | --- |",

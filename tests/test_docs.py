@@ -3,7 +3,7 @@
 Shell commands come from ```bash and ```console blocks: a line starting with ``imgcls `` (or
 ``torchrun ``) is run; a line starting with ``$ `` is run and the lines after it, up to the next
 command, must appear in what it prints. They run in document order, from a scratch workspace that
-links the repository's data, fixtures and recipes, so a block may use what an earlier one made
+links the repository's data, fixtures and search spaces, so a block may use what an earlier one made
 (``runs/lenet5`` after ``imgcls train``). What the workspace holds beyond the repository and what is
 changed in a command is said in ``PRELUDE`` and ``SUBSTITUTIONS``, each with its reason; a command
 not run at all is in ``NOT_RUN``, with its reason. Printed figures in the documents come from a named
@@ -104,14 +104,14 @@ def test_the_documents_show_commands_and_code() -> None:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A scratch folder that looks like the repository root (data, tests, recipes linked) plus what the
+    """A scratch folder that looks like the repository root (data, tests, spaces linked) plus what the
     documents assume a user has: a downloaded checkpoint, a photo folder, runs A and data B."""
     import torch
 
     import imgcls
 
     ws = tmp_path_factory.mktemp("docs-workspace")
-    for name in ("data", "tests", "recipes", "docs", "benchmarks"):
+    for name in ("data", "tests", "spaces", "docs", "benchmarks"):
         (ws / name).symlink_to(ROOT / name)
     fixtures = ROOT / "tests" / "fixtures" / "cifar_jpg"
     (ws / "my_photos").symlink_to(fixtures)  # a user's photo folder

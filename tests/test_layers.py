@@ -25,7 +25,7 @@ FLOORS = [
     ["run", "transfer", "analysis", "features"],
     ["engine"],
     ["predict", "evaluation", "export", "serve", "tune", "bench", "clean"],
-    ["cli", "__main__", "__init__"],
+    ["cli", "commands", "__main__", "__init__"],
 ]
 
 

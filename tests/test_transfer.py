@@ -239,13 +239,13 @@ def test_finetune_thaws_after_the_frozen_epochs_with_layer_decayed_rates(
     base_run: Path, tmp_path: Path
 ) -> None:
     """Epoch 1 trains the head alone; from epoch 2 everything trains, each block at its decayed rate."""
-    from imgcls.cli import FINETUNE_DEFAULTS
     from imgcls.config import apply_overrides
     from imgcls.engine.config import TrainConfig
     from imgcls.engine.optim import layer_ids
     from imgcls.engine.trainer import Trainer
+    from imgcls.recipes import load_preset
 
-    cfg = apply_overrides(TrainConfig, FINETUNE_DEFAULTS, {
+    cfg = apply_overrides(TrainConfig, load_preset("finetune"), {
         "data": str(FIXTURES / "cifar_jpg"), "model": "resnet20", "init": str(base_run), "epochs": 2, "out": str(tmp_path),
         "progress": False, "precision": "fp32", "channels_last": "off", "eval_test": False, "tensorboard": False})  # fmt: skip
     trainer = Trainer(cfg)

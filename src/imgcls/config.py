@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,6 +168,40 @@ def apply_overrides(cls: type[T], base: dict[str, Any], overrides: dict[str, Any
         else:
             raise ConfigError(f"unknown option {key!r}{did_you_mean(key, list(paths))}")
     return from_dict(cls, data)
+
+
+def compose(
+    cls: type[T], layers: Sequence[tuple[str, dict[str, Any]]], options: dict[str, Any] | None = None,
+    options_from: str = "command line",
+) -> tuple[T, dict[str, str]]:  # fmt: skip
+    """The one way a config is put together: ``cls``'s defaults, then each ``(name, sections)`` layer in
+    order (a preset, a ``--config`` file: nested, as in YAML), then ``options`` by leaf name or dotted
+    path (the command line). Returns the config and, for every leaf a layer or an option set, the
+    dotted path -> where its value came from (the last to set it)."""
+    paths = leaf_paths(cls)
+    dotted = set(paths.values())
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, layer in layers:
+        data = merge(data, layer)
+        origins.update(dict.fromkeys(_set_leaves(layer, dotted), name))
+    options = options or {}
+    for key in options:
+        key = key.replace("-", "_")
+        origins[paths.get(key, key)] = options_from
+    return apply_overrides(cls, data, options), origins
+
+
+def _set_leaves(layer: dict[str, Any], dotted: set[str], prefix: str = "") -> list[str]:
+    """The dotted paths of the leaves a nested layer sets (a dict-valued leaf, such as model_args, is one)."""
+    out = []
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in dotted:
+            out += _set_leaves(value, dotted, path + ".")
+        else:
+            out.append(path)
+    return out
 
 
 def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:

@@ -174,8 +174,23 @@ class RunFolder:
             raise RunFolderError(f"{str(self.root)!r} has no config.yaml (is it a run folder?)")
         return load_yaml(self.config)
 
-    def write_config(self, cfg: Any) -> None:
-        write_text_atomic(self.config, dump_yaml(cfg))
+    def write_config(self, cfg: Any, origins: dict[str, str] | None = None) -> None:
+        """config.yaml: every field of ``cfg``; headed, when ``origins`` ({dotted leaf: where its value
+        came from}, ``config.compose``) is given, by which leaves each preset, file and the command
+        line set."""
+        head = ""
+        if origins:
+            by: dict[str, list[str]] = {}
+            for leaf, where in origins.items():
+                by.setdefault(where, []).append(leaf)
+            head = (
+                "# where the values came from (config.compose: defaults <- preset <- --config <- options):\n"
+            )
+            head += "".join(f"#   {where}: {', '.join(sorted(leaves))}\n" for where, leaves in by.items())
+            head += (
+                "#   the rest: imgcls's defaults, with each `auto` decided from the data and this machine\n"
+            )
+        write_text_atomic(self.config, head + dump_yaml(cfg))
 
     def write_labels(self, classes: list[str], ids: list[str] | None = None) -> None:
         """The class names in output order; with the dataset's own ids (ImageNet's synsets), an object

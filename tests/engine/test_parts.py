@@ -228,3 +228,21 @@ def test_wrappers_see_the_wrapped_groups_after_a_load() -> None:
         g["lr"] = 0.123
     inner = opt.base.base
     assert all(g["lr"] == 0.123 for g in inner.param_groups) and opt.state is inner.state
+
+
+def test_compose_layers_the_config_and_records_where_each_value_came_from() -> None:
+    from imgcls.config import compose
+
+    preset = {"epochs": 3, "optim": {"lr": 0.1, "momentum": 0.8}, "model": {"model_args": {"width": 2}}}
+    yaml_file = {"optim": {"lr": 0.2}, "sched": {"warmup_epochs": 1}}
+    cfg, origins = compose(
+        TrainConfig, [("preset p", preset), ("--config c.yaml", yaml_file)], {"lr": "0.3", "data": "x"}
+    )
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.momentum, cfg.sched.warmup_epochs) == (3, 0.3, 0.8, 1)
+    assert cfg.data.data == "x" and cfg.model.model_args == {"width": 2}
+    assert origins == {"epochs": "preset p", "optim.lr": "command line", "optim.momentum": "preset p",
+                       "model.model_args": "preset p", "sched.warmup_epochs": "--config c.yaml",
+                       "data.data": "command line"}  # fmt: skip
+    assert compose(TrainConfig, [])[0] == TrainConfig()  # no layers: the defaults
+    with pytest.raises(ConfigError, match="unknown option 'lrr'"):
+        compose(TrainConfig, [], {"lrr": "1"})

@@ -23,7 +23,7 @@ from imgcls.engine.hooks import Hook
 from imgcls.engine.optim import OptimConfig, build_optimizer
 from imgcls.engine.trainer import Trainer, train
 from imgcls.errors import ConfigError
-from imgcls.models import model_info
+from imgcls.models import list_models, model_info
 from imgcls.models.airbench import PatchWhitening
 from imgcls.recipes import load_preset, presets
 from support import FOLDER, MNIST, cli, config
@@ -152,7 +152,11 @@ def test_the_presets_are_complete_recipes() -> None:
     assert {"cifar10-speedrun", "mnist-speedrun"} <= set(presets())
     for name in presets():
         recipe = load_preset(name)
-        assert recipe["model"]["model"] in ("airbench94", "airbench_mnist") and recipe["epochs"] > 0
+        if name == "finetune":  # imgcls finetune's defaults, over whatever model and weights are given
+            assert recipe == {"model": {"freeze": "backbone", "freeze_epochs": 1}, "optim": {"layer_decay": 0.85},
+                              "sched": {"warmup_epochs": 0.5}}  # fmt: skip
+            continue
+        assert recipe["model"]["model"] in list_models() and recipe["epochs"] > 0
     with pytest.raises(ConfigError, match="cifar10-speedrun"):
         load_preset("cifar10-speedrn")
 
@@ -168,6 +172,17 @@ def test_each_preset_trains_a_few_steps(tmp_path: Path, preset: str, data: str, 
     run = tmp_path / model
     cfg = (run / "config.yaml").read_text()
     assert f"model: {model}" in cfg and "optimizer: sgd" in cfg and "bias_lr_scale: 64.0" in cfg
+    # config.yaml says where its values came from: the preset, and the options over it
+    head = dict(line[4:].split(": ", 1) for line in cfg.splitlines() if line.startswith("#   "))
+    assert "optim.bias_lr_scale" in head[f"preset {preset}"].split(", ")
+    assert set(head["command line"].split(", ")) >= {
+        "epochs",
+        "batch_size",
+        "optim.lr",
+        "data.data",
+        "precision",
+    }
+    assert "optim.lr" not in head[f"preset {preset}"].split(", ")  # --lr 0.05 came last
     n_train = len(open_source(data).with_val(load_preset(preset)["data"]["val_fraction"], 0).split("train"))
     assert f"imgcls: model: {model} fitted to {n_train:,} training images (its whitening layer)" in r.stdout
     test = json.loads((run / "test_metrics.json").read_text())

@@ -59,8 +59,9 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig | ResolvedConfig) -> None:
+    def __init__(self, cfg: TrainConfig | ResolvedConfig, origins: dict[str, str] | None = None) -> None:
         r = cfg if isinstance(cfg, ResolvedConfig) else prepare(resolve(cfg))
+        self.origins = origins  # where the config's values came from, for config.yaml's header
         try:
             self._build(r)
         except BaseException:
@@ -104,7 +105,7 @@ class Trainer:
         if r.resuming:
             checkpoint.load(self)
         elif self.dist.is_main:
-            self.run.write_config(cfg)
+            self.run.write_config(cfg, self.origins)
             self.run.write_labels(self.source.classes, self.source.class_ids)
         self.tb = None
         if self.dist.is_main:
@@ -284,9 +285,10 @@ class Trainer:
             checkpoint.save(self)
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train as ``cfg`` says (or resume ``cfg.resume``); returns where the run is and how it ended."""
-    trainer = Trainer(cfg)
+def train(cfg: TrainConfig, origins: dict[str, str] | None = None) -> TrainResult:
+    """Train as ``cfg`` says (or resume ``cfg.resume``); returns where the run is and how it ended.
+    ``origins`` (``config.compose``'s) heads the run's config.yaml with where each value came from."""
+    trainer = Trainer(cfg, origins)
     try:
         return trainer.fit()
     finally:
