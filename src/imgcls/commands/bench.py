@@ -8,13 +8,10 @@ from pathlib import Path
 
 from ..config import above, at_least
 from ..errors import ConfigError
-from .options import (
-    number,
-)
+from .options import number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "bench",
         help="compare models on this machine: params, GFLOPs, img/s, latency, memory, accuracy under a budget",

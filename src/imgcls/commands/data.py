@@ -9,15 +9,10 @@ from pathlib import Path
 
 from ..config import at_least, share
 from ..errors import ConfigError
-from .options import (
-    DATA_HELP,
-    layers_of,
-    number,
-)
+from .options import DATA_HELP, layers_of, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     data = sub.add_parser(
         "data",
         help="inspect data (check), find label issues and near-duplicates (clean), write tar shards (shard)",

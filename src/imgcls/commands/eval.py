@@ -6,14 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..config import at_least
-from ..tta import TTA
-from .options import (
-    number,
-)
+from .options import add_tta_option, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "eval",
         help="metrics.json and a self-contained report.html for a trained run",
@@ -24,13 +20,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="a run folder (or its model.safetensors)")
     p.add_argument("--data", help="data source (default: the one the run trained on)")
     p.add_argument("--split", help="train | val | test (default: test if the data has one, else val)")
-    p.add_argument(
-        "--tta",
-        choices=TTA,
-        default="none",
-        help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
-        "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them",
-    )
+    add_tta_option(p)
     p.add_argument(
         "--calibrate", action="store_true", help="fit temperature scaling on val; saved as calibration.json"
     )

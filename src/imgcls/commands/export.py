@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..config import at_least
-from .options import (
-    expand_images,
-    number,
-)
+from .options import expand_images, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "export",
         help="the trained model as an ONNX or torch.export (.pt2) file, checked against PyTorch",

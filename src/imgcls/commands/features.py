@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..config import at_least, share
-from .options import (
-    DATA_HELP,
-    number,
-)
+from .options import DATA_HELP, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "features",
         help="pooled backbone features of a data source, to a .npz",

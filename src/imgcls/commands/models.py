@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import (
-    parse_model_args,
-)
+from .options import parse_model_args
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "models",
         help="list the model zoo: params, GFLOPs, input size, paper",

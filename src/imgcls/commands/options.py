@@ -154,3 +154,12 @@ def compose_args(args: argparse.Namespace, preset: str | None) -> tuple[Any, dic
     from ..engine.config import TrainConfig
 
     return compose(TrainConfig, layers_of(args, preset), options_of(args))
+
+
+def add_tta_option(p: argparse.ArgumentParser) -> None:
+    """``--tta``: the test-time views of ``tta.py``, the one vocabulary."""
+    from ..tta import TTA
+
+    p.add_argument("--tta", choices=TTA, default="none",
+                   help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
+                   "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them")  # fmt: skip

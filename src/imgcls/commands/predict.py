@@ -7,15 +7,10 @@ import json
 import sys
 
 from ..config import at_least, share
-from ..tta import TTA
-from .options import (
-    expand_images,
-    number,
-)
+from .options import add_tta_option, expand_images, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "predict",
         help="class probabilities for images or folders of images",
@@ -35,13 +30,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         type=number(float, share()),
         help="decision threshold for binary / multi-label (default: the run's)",
     )
-    p.add_argument(
-        "--tta",
-        choices=TTA,
-        default="none",
-        help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
-        "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them",
-    )
+    add_tta_option(p)
     p.add_argument("--batch-size", type=number(int, at_least(1)), default=64)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..config import Range, above, at_least
-from .options import (
-    number,
-)
+from .options import number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "serve",
         help="an HTTP API and a web page over a run folder or an exported ONNX file",

@@ -7,16 +7,10 @@ from pathlib import Path
 
 from ..config import at_least
 from ..errors import ConfigError
-from .options import (
-    add_train_options,
-    layers_of,
-    number,
-    options_of,
-)
+from .options import add_train_options, layers_of, number, options_of
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser(
         "tune",
         help="search hyper-parameters on Optuna: each trial a run folder; the best written as a recipe",

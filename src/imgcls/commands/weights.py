@@ -7,7 +7,6 @@ import json
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-
     weights = sub.add_parser("weights", help="the pretrained weight catalogue: list and fetch")
     weights_sub = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
     p = weights_sub.add_parser(
