@@ -3,7 +3,9 @@ command-line overrides by name, with unknown keys refused and the nearest valid 
 
 Leaf names are unique across a config tree, so the command line can say ``--lr 0.1`` for
 ``optim.lr``; YAML files use the nesting (``optim: {lr: 0.1}``), and a resolved config is written
-back the same way with every default spelled out.
+back the same way with every default spelled out. A leaf may take a shorter option name than its own
+(``flag``: ``--data`` for ``data.source``) and keep a name it had before (``old``: a file that still
+says ``data: {data: ...}`` is read as ``data.source``, with a note to rename it).
 """
 
 from __future__ import annotations
@@ -31,14 +33,46 @@ def leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field
             yield f"{prefix}{f.name}", f, kind
 
 
+def flag_of(f: dataclasses.Field) -> str:
+    """The leaf's option name: its ``flag`` where it has one (``data.source`` is ``--data``), else its own."""
+    return str(f.metadata.get("flag", f.name))
+
+
 def leaf_paths(cls: type) -> dict[str, str]:
-    """{leaf name: dotted path}; leaf names must be unique (checked)."""
+    """{option name: dotted path} (see ``flag_of``); option names must be unique (checked)."""
     out: dict[str, str] = {}
     for path, f, _ in leaves(cls):
-        if f.name in out:
-            raise TypeError(f"config leaf {f.name!r} appears twice ({out[f.name]}, {path})")
-        out[f.name] = path
+        name = flag_of(f)
+        if name in out:
+            raise TypeError(f"config leaf {name!r} appears twice ({out[name]}, {path})")
+        out[name] = path
     return out
+
+
+def renamed_paths(cls: type) -> dict[str, str]:
+    """{old dotted path: new dotted path} of the leaves that were renamed (their ``old`` name)."""
+    return {
+        path.rsplit(".", 1)[0] + "." + f.metadata["old"] if "." in path else f.metadata["old"]: path
+        for path, f, _ in leaves(cls)
+        if "old" in f.metadata
+    }
+
+
+def _read_old_names(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` with a renamed leaf's old key read as its new one (a FutureWarning says to rename it)."""
+    import warnings
+
+    for f in dataclasses.fields(cls):
+        old = f.metadata.get("old")
+        if old and old in data:
+            if f.name in data:
+                raise ConfigError(f"{where} has both {old!r} and {f.name!r}: {where}.{old} is the old name of "
+                                  f"{where}.{f.name}; keep only {f.name!r}")  # fmt: skip
+            section = where.removeprefix("config.")
+            warnings.warn(f"config key {section}.{old} is now {section}.{f.name}: read as such (rename it in the file)",
+                          FutureWarning, stacklevel=3)  # fmt: skip
+            data = {(f.name if k == old else k): v for k, v in data.items()}
+    return data
 
 
 def coerce(value: Any, kind: Any, where: str) -> Any:
@@ -109,7 +143,7 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
     """Build ``cls`` from a nested mapping; unknown keys are refused with the nearest name."""
-    data = dict(data or {})
+    data = _read_old_names(cls, dict(data or {}), where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -159,8 +193,10 @@ def apply_overrides(cls: type[T], base: dict[str, Any], overrides: dict[str, Any
     paths = leaf_paths(cls)
     data = _deep_copy(base)
     dotted = set(paths.values())
+    old = renamed_paths(cls)
     for key, value in overrides.items():
         key = key.replace("-", "_")
+        key = old.get(key, key)
         if key in paths:
             set_path(data, paths[key], value)
         elif key in dotted:
@@ -180,14 +216,16 @@ def compose(
     dotted path -> where its value came from (the last to set it)."""
     paths = leaf_paths(cls)
     dotted = set(paths.values())
+    old = renamed_paths(cls)
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for name, layer in layers:
         data = merge(data, layer)
-        origins.update(dict.fromkeys(_set_leaves(layer, dotted), name))
+        origins.update(dict.fromkeys((old.get(p, p) for p in _set_leaves(layer, dotted)), name))
     options = options or {}
     for key in options:
         key = key.replace("-", "_")
+        key = old.get(key, key)
         origins[paths.get(key, key)] = options_from
     return apply_overrides(cls, data, options), origins
 

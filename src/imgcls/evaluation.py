@@ -133,8 +133,7 @@ def evaluate_run(
     run = Path(run)
     clf = load(run)
     folder = RunFolder.of(run)
-    cfg = _run_config(run)
-    data = data or cfg.get("data", {}).get("data")
+    data = data or folder.trained_on()
     if not data:
         raise ConfigError("no data to evaluate on: give --data")
     if calibrate:

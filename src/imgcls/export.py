@@ -228,8 +228,7 @@ def _check_batch(clf: Predictor, folder: RunFolder, paths: list[str] | None) -> 
     evaluation images."""
     items: list[Any] = list(paths or [])
     if not items:
-        cfg = folder.read_config() if folder.is_run() else {}
-        data = cfg.get("data", {}).get("data")
+        data = folder.trained_on()
         if data:
             try:
                 _, items, _, _ = split_items(data, None, folder.root, clf.classes)

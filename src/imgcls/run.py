@@ -174,6 +174,14 @@ class RunFolder:
             raise RunFolderError(f"{str(self.root)!r} has no config.yaml (is it a run folder?)")
         return load_yaml(self.config)
 
+    def trained_on(self) -> str | None:
+        """The data source the run trained on (``data.source`` of its config.yaml; ``data.data`` in a
+        run written before the rename), or None where the folder has no config."""
+        if not self.is_run():
+            return None
+        data = self.read_config().get("data") or {}
+        return data.get("source", data.get("data")) or None
+
     def write_config(self, cfg: Any, origins: dict[str, str] | None = None) -> None:
         """config.yaml: every field of ``cfg``; headed, when ``origins`` ({dotted leaf: where its value
         came from}, ``config.compose``) is given, by which leaves each preset, file and the command

@@ -239,10 +239,32 @@ def test_compose_layers_the_config_and_records_where_each_value_came_from() -> N
         TrainConfig, [("preset p", preset), ("--config c.yaml", yaml_file)], {"lr": "0.3", "data": "x"}
     )
     assert (cfg.epochs, cfg.optim.lr, cfg.optim.momentum, cfg.sched.warmup_epochs) == (3, 0.3, 0.8, 1)
-    assert cfg.data.data == "x" and cfg.model.model_args == {"width": 2}
+    assert cfg.data.source == "x" and cfg.model.model_args == {"width": 2}
     assert origins == {"epochs": "preset p", "optim.lr": "command line", "optim.momentum": "preset p",
                        "model.model_args": "preset p", "sched.warmup_epochs": "--config c.yaml",
-                       "data.data": "command line"}  # fmt: skip
+                       "data.source": "command line"}  # fmt: skip
     assert compose(TrainConfig, [])[0] == TrainConfig()  # no layers: the defaults
     with pytest.raises(ConfigError, match="unknown option 'lrr'"):
         compose(TrainConfig, [], {"lrr": "1"})
+
+
+def test_the_renamed_keys_are_still_read_with_a_note() -> None:
+    """data.data is data.source and model.model is model.arch (the options stay --data and --model); a
+    file or a run written before the rename is read as before, with a warning that names the new key."""
+    from imgcls.config import compose, from_dict
+
+    with pytest.warns(FutureWarning, match=r"config key data.data is now data.source"):
+        cfg = from_dict(
+            TrainConfig, {"data": {"data": "mnist:x", "val_fraction": 0.2}, "model": {"model": "lenet5"}}
+        )
+    assert (cfg.data.source, cfg.data.val_fraction, cfg.model.arch) == ("mnist:x", 0.2, "lenet5")
+    with pytest.warns(FutureWarning, match="model.model is now"):
+        cfg, origins = compose(
+            TrainConfig, [("--config old.yaml", {"model": {"model": "lenet5"}})], {"data.data": "y"}
+        )
+    assert (cfg.model.arch, cfg.data.source) == ("lenet5", "y")
+    assert origins == {"model.arch": "--config old.yaml", "data.source": "command line"}
+    with pytest.raises(ConfigError, match="both 'data' and 'source'"):
+        from_dict(TrainConfig, {"data": {"data": "a", "source": "b"}})
+    with pytest.raises(ConfigError, match=r"unknown key config\.model\.name"):
+        from_dict(TrainConfig, {"model": {"name": "lenet5"}})

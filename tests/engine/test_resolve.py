@@ -43,7 +43,7 @@ def test_resolving_twice_gives_the_same_plan_and_makes_nothing(tmp_path: Path, m
     assert torch.get_num_threads() == threads  # the thread count is decided, not set
     now = generators()
     assert torch.equal(now[0], rngs[0]) and np.array_equal(now[1], rngs[1]) and now[2] == rngs[2]
-    name = first.cfg.model.model  # none given: chosen from the data, and said
+    name = first.cfg.model.arch  # none given: chosen from the data, and said
     assert first.notes[0].startswith(f"model: {name} (no --model given")
     assert first.cfg.precision == "auto"  # measured by prepare, not decided here
     assert first.run.root == tmp_path / "runs" / name and first.sizes == ((28, 1), (32, 2))

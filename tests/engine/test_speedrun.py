@@ -156,7 +156,7 @@ def test_the_presets_are_complete_recipes() -> None:
             assert recipe == {"model": {"freeze": "backbone", "freeze_epochs": 1}, "optim": {"layer_decay": 0.85},
                               "sched": {"warmup_epochs": 0.5}}  # fmt: skip
             continue
-        assert recipe["model"]["model"] in list_models() and recipe["epochs"] > 0
+        assert recipe["model"]["arch"] in list_models() and recipe["epochs"] > 0
     with pytest.raises(ConfigError, match="cifar10-speedrun"):
         load_preset("cifar10-speedrn")
 
@@ -171,7 +171,7 @@ def test_each_preset_trains_a_few_steps(tmp_path: Path, preset: str, data: str, 
     assert r.returncode == 0, r.stderr
     run = tmp_path / model
     cfg = (run / "config.yaml").read_text()
-    assert f"model: {model}" in cfg and "optimizer: sgd" in cfg and "bias_lr_scale: 64.0" in cfg
+    assert f"arch: {model}" in cfg and "optimizer: sgd" in cfg and "bias_lr_scale: 64.0" in cfg
     # config.yaml says where its values came from: the preset, and the options over it
     head = dict(line[4:].split(": ", 1) for line in cfg.splitlines() if line.startswith("#   "))
     assert "optim.bias_lr_scale" in head[f"preset {preset}"].split(", ")
@@ -179,7 +179,7 @@ def test_each_preset_trains_a_few_steps(tmp_path: Path, preset: str, data: str, 
         "epochs",
         "batch_size",
         "optim.lr",
-        "data.data",
+        "data.source",
         "precision",
     }
     assert "optim.lr" not in head[f"preset {preset}"].split(", ")  # --lr 0.05 came last

@@ -110,9 +110,7 @@ def clean(
         sections.append(("Test images in train", "Each test image beside its copy in train.",
                          [(_side_by_side(test, p.a, train, p.b), f"{html.escape(test.name(p.a))}<br>≈ "
                            f"{html.escape(train.name(p.b))} ({p.similarity:.3f})") for p in leaks]))  # fmt: skip
-    how = (
-        f"a probe on {weights}" if weights else f"{folds}-fold training of {cfg.model.model if cfg else '?'}"
-    )
+    how = f"a probe on {weights}" if weights else f"{folds}-fold training of {cfg.model.arch if cfg else '?'}"
     summary = (f"{source.spec}: {len(labels):,} training images; {len(issues):,} label issues "
                f"({100 * len(issues) / max(len(labels), 1):.2f} %), {len(dups):,} near-duplicate pairs, "
                f"{len(leaks):,} test images found in train. Out-of-fold probabilities from {how}; {seconds:.0f} s.")  # fmt: skip

@@ -50,13 +50,13 @@ def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
     """One --option per leaf of the config tree (dashes for underscores), typed later by the config."""
     import dataclasses
 
-    from ..config import help_of, leaves
+    from ..config import flag_of, help_of, leaves
 
     groups: dict[str, argparse._ArgumentGroup] = {}
     for path, f, kind in leaves(cls):
         section = path.rsplit(".", 1)[0] if "." in path else "run"
         group = groups.setdefault(section, p.add_argument_group(section))
-        flag = "--" + f.name.replace("_", "-")
+        flag = "--" + flag_of(f).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if f.name == "model_args":
             continue
@@ -66,7 +66,7 @@ def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )
         else:
-            group.add_argument(flag, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text)
+            group.add_argument(flag, default=argparse.SUPPRESS, metavar=flag_of(f).upper(), help=help_text)
 
 
 def rank() -> int:

@@ -68,11 +68,11 @@ def train_config(args: argparse.Namespace, with_origins: bool = False) -> Any:
     if args.pretrained:
         if cfg.model.init:
             raise ConfigError(f"--pretrained and --init {cfg.model.init!r}: give one of them")
-        if not cfg.model.model:
+        if not cfg.model.arch:
             raise ConfigError(
                 "--pretrained needs --model NAME (imgcls weights list shows the models with weights)"
             )
-        tag = cfg.model.model if args.pretrained is True else args.pretrained
+        tag = cfg.model.arch if args.pretrained is True else args.pretrained
         cfg = replace(cfg, model=replace(cfg.model, init=tag))
         origins["model.init"] = "--pretrained"
     return (cfg, origins) if with_origins else cfg

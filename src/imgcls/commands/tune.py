@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     base: dict = {}
     for _, layer in layers:
         base = merge(base, layer)
-    if not first.data.data:
+    if not first.data.source:
         raise ConfigError("imgcls tune needs --data SOURCE (the data every trial trains on)")
     if args.trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {args.trials}")
-    model = first.model.model
+    model = first.model.arch
     fields = {f.name for f in dataclasses.fields(model_info(model).config)} if model else None
     space = load_space(args.space, fields)
     study = args.study or f"{model or 'default'}-tune"

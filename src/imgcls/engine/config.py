@@ -20,8 +20,11 @@ from .schedule import ScheduleConfig
 
 @dataclass
 class DataConfig:
-    data: str = opt(
-        "", "what to train on: mnist:DIR, cifar10:DIR, an image folder, labels.csv, shards (see README)"
+    source: str = opt(
+        "",
+        "what to train on: mnist:DIR, cifar10:DIR, an image folder, labels.csv, shards (see README)",
+        flag="data",
+        old="data",
     )
     val_fraction: float = opt(
         0.1,
@@ -50,9 +53,11 @@ class DataConfig:
 
 @dataclass
 class ModelSection:
-    model: str = opt(
+    arch: str = opt(
         "",
         "registered model name (imgcls models lists them; default: chosen from the data and said in the log)",
+        flag="model",
+        old="model",
     )
     model_args: dict[str, Any] = opt(
         {}, "config overrides of the model, e.g. {drop_rate: 0.2} (--model-arg K=V)"

@@ -76,7 +76,7 @@ class Loaders:
 
     def _features(self, split: str) -> Any:
         r, cfg = self.r, self.r.cfg
-        key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{r.task.num_outputs}"
+        key = f"{cfg.model.arch}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{r.task.num_outputs}"
         x, y = extract(r.model, r.source, split, r.pre, init=cfg.model.init, key=key,
                        batch_size=max(cfg.batch_size, 128), progress=cfg.progress and r.dist.is_main)  # fmt: skip
         return FeatureLoader(torch.from_numpy(x), torch.from_numpy(y), cfg.batch_size, train=split == "train",

@@ -103,10 +103,10 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
         cfg = _saved_config(run, cfg)
         resuming = True
     else:
-        if not cfg.model.model and cfg.data.data:
-            opened = open_source(cfg.data.data)
+        if not cfg.model.arch and cfg.data.source:
+            opened = open_source(cfg.data.source)
             name, why = default_model(opened)
-            cfg = replace(cfg, model=replace(cfg.model, model=name))
+            cfg = replace(cfg, model=replace(cfg.model, arch=name))
             notes.append(f"model: {name} (no --model given; {why})")
         _check(cfg, dist)
         run, resuming = _run_folder(cfg, dist)
@@ -117,7 +117,7 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
     threads, why = _threads(cfg, dist)
     notes.append(f"threads: {threads} per process ({why})")
 
-    source = (opened or open_source(cfg.data.data)).with_val(cfg.data.val_fraction, cfg.seed)
+    source = (opened or open_source(cfg.data.source)).with_val(cfg.data.val_fraction, cfg.seed)
     if (why := source.too_few_classes()) is not None:
         raise ConfigError(why)
     if cfg.keep not in KEEP:
@@ -140,9 +140,9 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
     if kind == "auto":
         kind = source.task
         notes.append(f"task: {kind} (from the data: {source.num_classes} classes)")
-    info = model_info(cfg.model.model)
+    info = model_info(cfg.model.arch)
     sizes = tuple(parse_size_schedule(cfg.data.img_size_schedule, cfg.epochs))
-    entry = _catalogue_entry(cfg.model.init, cfg.model.model)
+    entry = _catalogue_entry(cfg.model.init, cfg.model.arch)
     img_size = cfg.data.img_size or (entry.preprocess.size if entry else None)
     pre = preprocess_for(info, source.channels, img_size, cfg.data.color_space)
     if entry and pre.color_space == "rgb":  # the weights' own preprocessing, at this input size
@@ -202,7 +202,7 @@ def prepare(plan: Plan) -> ResolvedConfig:
     dist.barrier()
     notes = list(plan.notes)
     try:
-        model = create_model(cfg.model.model, num_classes=plan.task.num_outputs, in_chans=plan.pre.channels,
+        model = create_model(cfg.model.arch, num_classes=plan.task.num_outputs, in_chans=plan.pre.channels,
                              **cfg.model.model_args)  # fmt: skip
         if cfg.model.init and not plan.resuming:
             init = _fetch(plan.entry, dist, cfg.progress) if plan.entry else cfg.model.init
@@ -239,7 +239,7 @@ def _precision(plan: Plan, model: nn.Module) -> Verdict:
     x, y = _trial_batch(
         cfg, task, pre, plan.sizes, len(train) if not isinstance(train, ShardSplit) else cfg.batch_size
     )
-    key = f"{cfg.model.model}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
+    key = f"{cfg.model.arch}:{json.dumps(cfg.model.model_args, sort_keys=True)}:{task.num_outputs}:{pre.channels}"
     steps, seconds = _run_length(cfg, train, dist)
     return choose(model, x.to(dist.device), lambda out: task.loss(out, y.to(dist.device)), dist.device,
                   cfg.precision, cfg.channels_last, key=key, dist=dist, run_steps=steps,
@@ -275,9 +275,9 @@ def _fetch(entry: Any, dist: Dist, progress: bool) -> Path:
 
 def _check(cfg: TrainConfig, dist: Dist) -> None:
     """What can be refused before anything is made."""
-    if not cfg.data.data:
+    if not cfg.data.source:
         raise ConfigError("no data given: --data SOURCE (e.g. mnist:data/mnist; see the README)")
-    if not cfg.model.model:
+    if not cfg.model.arch:
         raise ConfigError("no model given: --model NAME (imgcls models lists them)")
     if cfg.optim.sam and cfg.optim.accum_steps > 1:
         raise ConfigError("SAM with gradient accumulation is not supported: use one or the other")
@@ -312,7 +312,7 @@ def _saved_config(run: RunFolder, given: TrainConfig) -> TrainConfig:
 def _run_folder(cfg: TrainConfig, dist: Dist) -> tuple[RunFolder, bool]:
     """A new run folder (numbered if the name is taken), or with --resume auto the named one when it
     holds a checkpoint; decided by rank 0 and the same on every rank."""
-    name = cfg.name or cfg.model.model
+    name = cfg.name or cfg.model.arch
     decision = None
     if dist.is_main:
         if cfg.resume == "auto":

@@ -131,7 +131,7 @@ class Trainer:
         x = self.loader.first_images(self.size_at(0), FIT_IMAGES)
         self.model.fit_data(x.to(self.device))
         self.notes.append(
-            f"model: {self.cfg.model.model} fitted to {len(x):,} training images (its whitening layer)"
+            f"model: {self.cfg.model.arch} fitted to {len(x):,} training images (its whitening layer)"
         )
 
     def say(self, text: str, always: bool = False) -> None:
@@ -259,7 +259,7 @@ class Trainer:
     # ---- files ---------------------------------------------------------------------------------
     def meta(self) -> RunMeta:
         return RunMeta(
-            model=self.cfg.model.model, num_outputs=self.task.num_outputs, classes=list(self.source.classes),
+            model=self.cfg.model.arch, num_outputs=self.task.num_outputs, classes=list(self.source.classes),
             task=self.task.kind, preprocess=self.pre.to_dict(), model_args=dict(self.cfg.model.model_args),
             threshold=self.task.threshold, hflip=self.aug.mirror_share, pad_crop=self.aug.pad_crop,
             epoch=self.state.best.get("epoch"), val=dict(self.state.best), init=self.cfg.model.init,
