@@ -6,6 +6,11 @@
 test-durations`` records them again). A test that needs a costly shared fixture (one whose set-up
 was recorded above FIXTURE_S) is not fast, whatever its own time; a test the file does not know yet
 is fast until the file is recorded again.
+
+``make test`` runs the suite in one pytest-xdist worker per core, each test file whole in one worker
+(``--dist loadfile``: a file's shared fixtures are built once, its tests keep their order), each
+worker pinned to its own share of the cores so that it, its torch threads and the processes its
+tests start never contend with the other workers.
 """
 
 from __future__ import annotations
@@ -25,15 +30,35 @@ FIXTURE_S = 2.0  # a shared fixture whose set-up takes longer keeps its tests ou
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fast: the quick tier (make test-fast); set from tests/durations.json")
+    _pin_worker()
 
 
+def _pin_worker() -> None:
+    """Under pytest-xdist, worker i of n keeps the i-th of n slices of the cores this process may use
+    (and as many torch threads); imgcls's own thread choice reads the same affinity."""
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER", ""),
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+    )
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < count:
+        return
+    mine = cores[int(worker[2:]) % count :: count]
+    os.sched_setaffinity(0, mine)
+    torch.set_num_threads(len(mine))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m fast deselects by the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     recorded = json.loads(DURATIONS.read_text())["tests"] if DURATIONS.is_file() else {}
+    everyone = set.intersection(*(set(getattr(it, "fixturenames", ())) for it in items)) if items else set()
     costly = set()  # shared fixtures whose set-up is slow: what a test that pays for it set up
     for item in items:
         times = recorded.get(item.nodeid)
         if times and times["setup"] > FIXTURE_S:
-            costly |= {name for name in getattr(item, "fixturenames", ()) if _shared(item, name)}
+            costly |= {name for name in getattr(item, "fixturenames", ()) if _shared(item, name)} - everyone
     spent = 0.0
     candidates = [it for it in items if not costly & set(getattr(it, "fixturenames", ()))]
     for item in sorted(candidates, key=lambda it: sum(recorded.get(it.nodeid, {}).values())):
@@ -61,7 +86,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = os.environ.get("IMGCLS_RECORD_DURATIONS")
-    if path and _RECORD:
+    if path and _RECORD and not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller writes the file
         from imgcls.bench.roofline import processor_name
 
         body = {"processor": processor_name(torch.device("cpu")), "cores": os.cpu_count(), "tests": _RECORD}
