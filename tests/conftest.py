@@ -30,6 +30,7 @@ FIXTURE_S = 2.0  # a shared fixture whose set-up takes longer keeps its tests ou
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fast: the quick tier (make test-fast); set from tests/durations.json")
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (tests/gpu; skipped where there is none)")
     _pin_worker()
 
 

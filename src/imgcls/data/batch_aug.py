@@ -5,7 +5,9 @@ batch of 512 CIFAR images in about a millisecond each. Random draws come from an
 ``torch.Generator`` (the loader seeds one per batch from seed, epoch and batch index).
 
 uint8 (B, C, H, W) in: flip, pad_crop, resized_crop keep uint8; colour jitter, random erasing and
-mixup/cutmix work on float batches.
+mixup/cutmix work on float batches. The batch may live on a GPU (the loader's cache there): every
+random draw is made on the CPU from the generator and moved to the batch, so a batch augments the
+same way on any device.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def flip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
     mask = torch.rand(x.shape[0], generator=g) < p
     if not mask.any():
         return x
+    mask = mask.to(x.device)
     out = x.clone()
     out[mask] = x[mask].flip(-1)
     return out
@@ -54,11 +57,12 @@ def pad_crop(
         F.pad(x, (padding,) * 4, mode="reflect" if mode == "reflect" else "constant") if padding > 0 else x
     )
     windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
-    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    out = windows[torch.arange(b), dy, dx]
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(x.device)
+    out = windows[torch.arange(b, device=x.device), dy, dx]
     flipped = torch.rand(b, generator=g) < flip_p
     if flipped.any():
+        flipped = flipped.to(x.device)
         out[flipped] = out[flipped].flip(-1)
     return out
 
@@ -81,7 +85,7 @@ def resized_crop(
     cy = (torch.rand(b, generator=g) * 2 - 1) * (1 - sh)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sw, cx, sh, cy
-    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False).to(x.device)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round_().clamp_(0, 255).to(x.dtype) if x.dtype == torch.uint8 else out
 
@@ -97,7 +101,7 @@ def color_jitter(
     b = x.shape[0]
 
     def factor(s: float) -> torch.Tensor:
-        return torch.empty(b, 1, 1, 1).uniform_(max(0.0, 1 - s), 1 + s, generator=g)
+        return torch.empty(b, 1, 1, 1).uniform_(max(0.0, 1 - s), 1 + s, generator=g).to(x.device)
 
     if brightness:
         x = x * factor(brightness)
@@ -138,7 +142,7 @@ def random_erasing(
     in_cols = (xs >= left[:, None]) & (xs < (left + ew)[:, None])
     mask = (in_rows[:, :, None] & in_cols[:, None, :] & on[:, None, None])[:, None]  # (B, 1, H, W)
     noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    return torch.where(mask, noise, x)
+    return torch.where(mask.to(x.device), noise.to(x.device), x)
 
 
 def mix(

@@ -49,18 +49,18 @@ def convert(x: torch.Tensor, space: str) -> torch.Tensor:
         return x if x.shape[1] == 1 else _mix(x, (LUMA,))
     if space == "yuv":
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        return _mix(x, YUV) + torch.tensor([0.0, 0.5, 0.5]).view(1, 3, 1, 1)
+        return _mix(x, YUV) + torch.tensor([0.0, 0.5, 0.5], device=x.device).view(1, 3, 1, 1)
     if space == "fft":
         h, w = x.shape[-2:]
         mag = torch.fft.fftshift(torch.fft.fft2(x.float()), dim=(-2, -1)).abs()
-        return torch.log1p(mag) / torch.log1p(torch.tensor(float(h * w)))
+        return torch.log1p(mag) / torch.log1p(torch.tensor(float(h * w), device=x.device))
     if space == "lbp":
         return lbp(x if x.shape[1] == 1 else _mix(x, (LUMA,)))
     raise ConfigError(f"unknown colour space {space!r}")
 
 
 def _mix(x: torch.Tensor, rows: tuple[tuple[float, ...], ...]) -> torch.Tensor:
-    return torch.einsum("oc,bchw->bohw", torch.tensor(rows, dtype=x.dtype), x)
+    return torch.einsum("oc,bchw->bohw", torch.tensor(rows, dtype=x.dtype, device=x.device), x)
 
 
 def lbp(gray: torch.Tensor) -> torch.Tensor:
@@ -109,18 +109,25 @@ class Normalizer:
             self.scale, self.shift = 1.0 / (255.0 * s), -m / s
             self.mean, self.std = m, s
 
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale) on ``device``: kept there after the first batch (a GPU loader's)."""
+        if self.shift.device != device:
+            self.shift, self.scale = self.shift.to(device), self.scale.to(device)
+        return self.shift, self.scale
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 pixels, or floats already in [0, 1] (after colour jitter), -> model input."""
         direct = self.stats is not None and (
             (self.space == "rgb" and x.shape[1] == 3) or (self.space == "gray" and x.shape[1] == 1)
         )
         if direct:
+            shift, scale = self._on(x.device)
             if x.is_floating_point():
-                return torch.addcmul(self.shift, x, self.scale * 255.0)
-            return torch.addcmul(self.shift, x.float(), self.scale)
+                return torch.addcmul(shift, x, scale * 255.0)
+            return torch.addcmul(shift, x.float(), scale)
         y = convert(x if x.is_floating_point() else x.float() / 255.0, self.space)
         if self.stats is not None:
-            return (y - self.mean) / self.std
+            return (y - self.mean.to(y.device)) / self.std.to(y.device)
         mu = y.mean(dim=(-2, -1), keepdim=True)
         sigma = y.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
         return (y - mu) / sigma

@@ -47,7 +47,7 @@ from .splits import ArraySplit, DataSource, FileSplit, ShardSplit, Split
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # (B, C, H, W) float, normalised
+    images: torch.Tensor  # (B, C, H, W) float, normalised; on the loader's device
     targets: torch.Tensor  # (B,) class indices, (B, C) multi-hot, or (B, C) soft rows after mixing
     index: torch.Tensor  # (B,) sample indices in the split (-1 where unknown: streamed shards)
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out of this batch
@@ -55,6 +55,13 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.targets)
+
+
+def to_device(x: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    """``x`` on ``device`` (None or the CPU: as it is); to a GPU through pinned memory, not waiting for it."""
+    if device is None or device.type == "cpu" or x.device == device:
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 def epoch_order(
@@ -170,8 +177,10 @@ class FileLoader(IndexedLoader):
         plan: BatchPlan,
         workers: int = 0,
         bad_log: BadImageLog | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.split, self.batch, self.plan, self.workers, self.epoch = split, batch, plan, workers, 0
+        self.device = device  # a GPU: decoded batches pinned, copied without waiting, finished there
         self.dataset = SampleDataset(split, pre, aug, plan.seed)
         self._batches, self._loader = _Batches(), None
         self.train = aug is not None
@@ -198,6 +207,7 @@ class FileLoader(IndexedLoader):
                 worker_init_fn=seed_worker if self.workers else None,
                 prefetch_factor=4 if self.workers else None,
                 persistent_workers=self.workers > 0,
+                pin_memory=self.device is not None and self.device.type == "cuda",
             )
         self._batches.batches = [
             [(self.epoch, int(i)) for i in b] for b in plan.batches(len(self.split), self.epoch, start)
@@ -209,12 +219,20 @@ class FileLoader(IndexedLoader):
             idx = torch.tensor(index, dtype=torch.int64)
             targets = torch.from_numpy(self.split.targets[idx.numpy()])
             g = batch_generator(plan.seed, self.epoch, plan.rank, b) if self.train else None
-            images, targets = self.batch(pixels, targets, g)
+            images, targets = self.batch(to_device(pixels, self.device), targets, g)
             yield Batch(images, targets, idx, [(self.split.name(i), r) for i, r in bad])
 
 
+DEVICE_CACHE_SHARE = (
+    0.25  # a decoded cache moves onto a GPU when it takes at most this share of its free memory
+)
+
+
 class CachedLoader(IndexedLoader):
-    """Batches out of a decoded uint8 array (N, C, H, W) with per-batch tensor augmentation."""
+    """Batches out of a decoded uint8 array (N, C, H, W) with per-batch tensor augmentation. With a
+    GPU ``device`` the array is copied there once (when it fits in DEVICE_CACHE_SHARE of the free
+    memory; else each batch is copied through pinned memory) and batches are cut, augmented and
+    normalised there: the host only draws the random numbers."""
 
     def __init__(
         self,
@@ -225,8 +243,15 @@ class CachedLoader(IndexedLoader):
         aug: AugmentConfig | None,
         batch: BatchTransform,
         plan: BatchPlan,
+        device: torch.device | None = None,
     ) -> None:
         self.pixels, self.targets, self.batch, self.epoch = pixels, targets, batch, 0
+        self.device = device if device is not None and device.type != "cpu" else None
+        self.on_device: torch.Tensor | None = None
+        if self.device is not None and self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if pixels.nbytes <= DEVICE_CACHE_SHARE * free:
+                self.on_device = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
         self.keep = keep if keep is not None else np.arange(len(targets))  # the samples that decoded
         if plan.weights is not None:
             plan = replace(plan, weights=plan.weights[self.keep])
@@ -240,7 +265,10 @@ class CachedLoader(IndexedLoader):
     def iter_from(self, start: int) -> Iterator[Batch]:
         batches = self.plan.batches(len(self.keep), self.epoch, start)
         for b, idx in enumerate((self.keep[i] for i in batches), start=start):
-            x = torch.from_numpy(np.ascontiguousarray(self.pixels[idx]))  # a copy, from RAM or the memmap
+            if self.on_device is not None:
+                x = self.on_device[torch.from_numpy(idx).to(self.device, non_blocking=True)]
+            else:  # a copy, from RAM or the memmap
+                x = to_device(torch.from_numpy(np.ascontiguousarray(self.pixels[idx])), self.device)
             targets = torch.from_numpy(self.targets[idx])
             g = None
             if self.augment is not None:
@@ -353,8 +381,9 @@ class ShardLoader:
         workers: int = 0,
         buffer: int = 2000,
         bad_log: BadImageLog | None = None,
+        device: torch.device | None = None,
     ) -> None:
-        self.split, self.classes, self.multilabel = split, classes, multilabel
+        self.split, self.classes, self.multilabel, self.device = split, classes, multilabel, device
         self.batch, self.plan, self.workers, self.epoch, self.train = batch, plan, workers, 0, aug is not None
         self.stream = _ShardStream(
             split, classes, pre, aug, plan.seed, plan.shuffle, buffer, plan.rank, plan.world
@@ -386,6 +415,7 @@ class ShardLoader:
             worker_init_fn=seed_worker if self.workers else None,
             generator=torch.Generator().manual_seed(plan.seed),
             drop_last=plan.drop_last,
+            pin_memory=self.device is not None and self.device.type == "cuda",
         )
         seen = 0
         for b, (pixels, labels, bad, names) in enumerate(loader):
@@ -395,7 +425,7 @@ class ShardLoader:
                 continue  # resuming: a stream can only be skipped through
             targets = self._targets(labels)
             g = batch_generator(plan.seed, self.epoch, plan.rank, b) if self.train else None
-            images, targets = self.batch(pixels, targets, g)
+            images, targets = self.batch(to_device(pixels, self.device), targets, g)
             yield Batch(images, targets, torch.full((len(targets),), -1), bad, names)
 
     def _targets(self, labels: list[list[str]]) -> torch.Tensor:
@@ -440,9 +470,11 @@ def make_loader(
     smoothing: float = 0.0,
     sample_weights: np.ndarray | None = None,
     progress: bool = False,
+    device: torch.device | None = None,
 ) -> Loader:
     """The right loader for one split of ``source``: ``aug`` None gives evaluation batches (eval
-    geometry, in order); ``cache`` None caches small images (input <= 64 px) decoded in memory."""
+    geometry, in order); ``cache`` None caches small images (input <= 64 px) decoded in memory;
+    ``device`` a GPU: batches are finished there (a small cache lives there)."""
     data = source.split(split)
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -468,11 +500,20 @@ def make_loader(
                 "with balanced classes"
             )
         return ShardLoader(
-            data, source.classes, source.multilabel, pre, aug, batch, plan, workers, bad_log=bad_log
+            data,
+            source.classes,
+            source.multilabel,
+            pre,
+            aug,
+            batch,
+            plan,
+            workers,
+            bad_log=bad_log,
+            device=device,
         )
     if use_cache(data, pre) if cache is None else cache:
         from .cache import decoded_pixels
 
         pixels, keep = decoded_pixels(data, pre, bad_log, workers=workers, progress=progress)
-        return CachedLoader(pixels, data.targets, keep, pre, aug, batch, plan)
-    return FileLoader(data, pre, aug, batch, plan, workers, bad_log)
+        return CachedLoader(pixels, data.targets, keep, pre, aug, batch, plan, device)
+    return FileLoader(data, pre, aug, batch, plan, workers, bad_log, device)

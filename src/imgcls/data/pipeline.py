@@ -357,12 +357,12 @@ class CachedBatchAugment:
         if aug.alt_flip:
             if index is None:
                 raise ValueError("alternating flips need the images' indices")
-            mask = batch_aug.alternating_flips(index, self.seed, epoch)
+            mask = batch_aug.alternating_flips(index.cpu(), self.seed, epoch).to(x.device)
             x = torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
-        if aug.auto_augment != "none":
+        if aug.auto_augment != "none":  # Pillow's operations: on the CPU, image by image
             seed = int(torch.randint(2**62, (), generator=g))
             rng = np.random.default_rng(seed)
-            x = torch.stack([to_uint8_tensor(self.pil_ops(_pil(img), rng)) for img in x])
+            x = torch.stack([to_uint8_tensor(self.pil_ops(_pil(img), rng)) for img in x.cpu()]).to(x.device)
         if aug.color_jitter or aug.grayscale:
             x = x.float() / 255.0  # the normaliser takes [0, 1] floats as well as uint8
             if aug.color_jitter:
@@ -370,7 +370,9 @@ class CachedBatchAugment:
             if aug.grayscale and x.shape[1] == 3:
                 gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
                 x = torch.where(
-                    (torch.rand(x.shape[0], generator=g) < aug.grayscale).view(-1, 1, 1, 1), gray, x
+                    (torch.rand(x.shape[0], generator=g) < aug.grayscale).view(-1, 1, 1, 1).to(x.device),
+                    gray,
+                    x,
                 )
         return x
 

@@ -168,6 +168,11 @@ class TrainConfig:
         valid=at_least(0),
     )
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    deterministic: bool = opt(
+        False,
+        "GPU: deterministic algorithms only (cuDNN's autotuner off, cuBLAS's fixed workspace), so that a resumed "
+        "or repeated run gives the same bits; somewhat slower (a CPU run is deterministic already)",
+    )
     ema: float = opt(
         0.0,
         "EMA decay of the weights (0 = off; e.g. 0.999); the EMA is evaluated and saved",

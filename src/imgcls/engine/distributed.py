@@ -4,7 +4,8 @@ process group from it (gloo on CPUs, nccl on GPUs, one device per local rank) an
 the few collective operations it needs.
 
 One process (no torchrun) is the same object with ``world == 1``, whose collectives return their
-input at no cost: the engine never branches on whether it runs distributed.
+input at no cost: the engine never branches on whether it runs distributed. ``torchrun
+--nproc-per-node 1`` makes a group of one: DDP and the collectives run, as they would with more.
 """
 
 from __future__ import annotations
@@ -48,7 +49,15 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        """Whether a process group exists (torchrun started this process, of one or more)."""
+        return self.backend != ""
+
+    def describe(self) -> str:
+        """The device, and the group: 'cuda:0 (NVIDIA H100 80GB HBM3), rank 0 of 2 over nccl'."""
+        where = str(self.device)
+        if self.device.type == "cuda":
+            where += f" ({torch.cuda.get_device_name(self.device)})"
+        return where + (f", rank {self.rank} of {self.world} over {self.backend}" if self.enabled else "")
 
     @classmethod
     def from_env(cls, device: str = "auto") -> Dist:
@@ -57,7 +66,7 @@ class Dist:
         cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if cuda and not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: this machine has no CUDA device; use --device cpu")
-        if world == 1:
+        if "RANK" not in os.environ:  # not started by torchrun
             return cls(
                 device=torch.device(device if device.startswith("cuda") else "cuda" if cuda else "cpu")
             )

@@ -71,7 +71,7 @@ class Loaders:
             bad_report=r.run.bad_images if dist.is_main else None,
             smoothing=cfg.task.label_smoothing if r.task.kind == "multiclass" else 0.0,
             sample_weights=r.sample_weights if training else None,
-            progress=cfg.progress and dist.is_main,
+            progress=cfg.progress and dist.is_main, device=dist.device,
         )  # fmt: skip
 
     def _features(self, split: str) -> Any:

@@ -124,14 +124,15 @@ def batches(t: Trainer, loader: Any, start: int) -> Iterator[tuple[int, Any, boo
 
 
 def inputs(t: Trainer, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's images (in the run's memory format) and targets, on the run's device."""
+    """The batch's images (in the run's memory format) and targets, on the run's device (a GPU
+    loader's images are there already; targets are copied without waiting)."""
     x = batch.images
     if x.ndim == 4:
         fmt = torch.channels_last if t.channels_last else torch.contiguous_format
-        x = x.to(t.device, memory_format=fmt)
+        x = x.to(t.device, memory_format=fmt, non_blocking=True)
     else:
-        x = x.to(t.device)
-    return x, batch.targets.to(t.device)
+        x = x.to(t.device, non_blocking=True)
+    return x, batch.targets.to(t.device, non_blocking=True)
 
 
 def step_record(t: Trainer, group: list[tuple[float, int, float]]) -> dict[str, Any]:

@@ -116,6 +116,8 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
     _check(cfg, dist)
     threads, why = _threads(cfg, dist)
     notes.append(f"threads: {threads} per process ({why})")
+    if dist.device.type != "cpu" or dist.enabled:
+        notes.append(f"device: {dist.describe()}")
 
     source = (opened or open_source(cfg.data.source)).with_val(cfg.data.val_fraction, cfg.seed)
     if (why := source.too_few_classes()) is not None:
@@ -182,7 +184,7 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
                      "the learning rate decays linearly to zero at its end")  # fmt: skip
     if dist.enabled:
         notes.append(
-            f"batch: {cfg.batch_size} per process x {dist.world} processes"
+            f"batch: {cfg.batch_size} per process x {dist.world} process{'es' if dist.world > 1 else ''}"
             + (f" x {cfg.optim.accum_steps} accumulated" if cfg.optim.accum_steps > 1 else "")
             + f" = {cfg.batch_size * dist.world * cfg.optim.accum_steps} images per step (--lr is not scaled)"
         )
@@ -195,6 +197,8 @@ def prepare(plan: Plan) -> ResolvedConfig:
     precision verdict (measured when ``auto``). A run that fails here leaves no folder."""
     cfg, dist = plan.cfg, plan.dist
     torch.set_num_threads(plan.threads)
+    if dist.device.type == "cuda":
+        _cuda_algorithms(cfg.deterministic)
     keep_freed_memory()  # large freed tensors reused, not returned to the kernel (imgcls.memory says why)
     _seed(cfg.seed)  # the same on every rank: the model is initialised identically everywhere
     if dist.is_main:
@@ -227,6 +231,18 @@ def prepare(plan: Plan) -> ResolvedConfig:
     )
     fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(Plan)}
     return ResolvedConfig(**{**fields, "cfg": decided, "notes": tuple(notes)}, model=model, precision=verdict)
+
+
+def _cuda_algorithms(deterministic: bool) -> None:
+    """cuDNN times the convolution algorithms for each input shape and keeps the fastest, unless the
+    run asks for determinism: then deterministic algorithms only (an operation that has none warns,
+    naming itself) and cuBLAS with a fixed workspace (read when its first handle is made: before the
+    model's first step)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
 
 
 def _precision(plan: Plan, model: nn.Module) -> Verdict:
