@@ -26,6 +26,10 @@ SPEEDRUN = "tests/engine/test_speedrun.py"
 AIRBENCH = "tests/engine/test_airbench_recipe.py"
 SMALL = "tests/engine/test_small_sets.py"
 LOADER = "tests/data/test_loader.py"
+RUN_OPTIMISER = "tests/engine/test_trainer.py::test_a_run_steps_with_the_optimiser_and_schedule_it_names"
+BALANCED = (
+    "tests/engine/test_trainer.py::test_class_weights_and_the_balanced_sampler_are_inverse_class_frequencies"
+)
 
 # name: (file, original text, mutated text, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
@@ -242,6 +246,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        return self.base.param_groups",
         "        return self.__dict__.setdefault('_groups', self.base.param_groups)",
         [RESUME],
+    ),
+    "nesterov-dropped": (
+        "engine/optim.py",
+        "lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov",
+        "lr=cfg.lr, momentum=cfg.momentum, nesterov=False",
+        [RUN_OPTIMISER],
+    ),
+    "schedule-not-applied-to-the-groups": (
+        "engine/schedule.py",
+        'g["lr"] = self.peak * g.get("lr_scale", 1.0) * f',
+        'g["lr"] = self.peak * g.get("lr_scale", 1.0)',
+        [RUN_OPTIMISER],
+    ),
+    "balanced-sampler-weights-dropped": (
+        "engine/loaders.py",
+        "sample_weights=r.sample_weights if training else None,",
+        "sample_weights=None,",
+        [BALANCED],
     ),
 }
 
