@@ -14,6 +14,10 @@ the CPU (the test suite does: the script never rots).
 
     python benchmarks/gpu_check.py --data .gpu-data/cifar10-jpg.tar.gz     # on the GPU machine, ~5 min
     .venv/bin/python benchmarks/gpu_check.py --smoke --out /tmp/gpu-smoke   # anywhere, ~1 min
+
+On a lent machine (no network; its own torch, no install needed): here, ``mkdir -p .gpu-data && cp
+../shared/data/cifar10/cifar10-jpg.tar.gz .gpu-data/`` (an ignored folder: name it in the call's carry),
+then there ``PYTHONPATH=src PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT``.
 """
 
 from __future__ import annotations

@@ -34,6 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _pin_worker()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core this process may use (xdist's own count is of physical cores
+    where psutil is installed: one on a 2-vCPU machine with two threads per core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _pin_worker() -> None:
     """Under pytest-xdist, worker i of n keeps the i-th of n slices of the cores this process may use
     (and as many torch threads); imgcls's own thread choice reads the same affinity."""

@@ -128,8 +128,8 @@ def test_a_budget_run_ends_on_time_with_the_rate_at_zero_and_its_accuracy_is_add
     lrs = [s["lr"] for s in steps]
     peak, tail = max(lrs), lrs[int(0.9 * len(lrs)) :]
     # linear to zero, not a cliff (a step an epoch here: 54 training images, batches of 64; on one busy
-    # core a dozen epochs fit, on two idle ones about thirty)
-    assert len(steps) >= 8 and lrs[-1] <= 0.02 * peak and max(tail) <= 0.2 * peak
+    # core a few epochs fit, on two idle ones about thirty)
+    assert len(steps) >= 4 and lrs[-1] <= 0.02 * peak and max(tail) <= 0.2 * peak
     assert (tmp_path / "b.html").read_text().count(
         "data:image/png;base64,"
     ) == 2  # accuracy vs GFLOPs, vs img/s

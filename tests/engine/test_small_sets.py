@@ -56,7 +56,7 @@ def test_train_without_a_model_name_picks_one_and_says_so(tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert "imgcls: model: resnet20 (no --model given; " in r.stdout and "32 px" in r.stdout
     run = tmp_path / "resnet20"
-    assert "model: resnet20" in (run / "config.yaml").read_text()
+    assert "arch: resnet20" in (run / "config.yaml").read_text()
     assert (run / "model.safetensors").is_file() and (run / "test_metrics.json").is_file()
 
 
