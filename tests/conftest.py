@@ -34,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _pin_worker()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: nothing where xdist is not installed
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per core this process may use (xdist's own count is of physical cores
     where psutil is installed: one on a 2-vCPU machine with two threads per core)."""
