@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/imgcls train --data mnist:data/mnist --model lenet5 --epochs 1
 
-# the whole suite (what CI runs): one worker per core, each test file whole in one worker
-# (tests/conftest.py); the 30 slowest tests are listed at the end (where its minutes go)
+# the whole suite (what CI runs): one worker per core, each test file whole in one worker, the longest
+# files first (tests/conftest.py orders them by tests/durations.json; xdist keeps that order); the 30
+# slowest tests are listed at the end (where its minutes go)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=30
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
 # the quick tier to run while working (tests/conftest.py: the quickest tests by tests/durations.json)
 test-fast: $(STAMP)
@@ -32,7 +33,7 @@ test-fast: $(STAMP)
 
 # the whole suite, recording each test's seconds into tests/durations.json (what picks the quick tier)
 test-durations: $(STAMP)
-	IMGCLS_RECORD_DURATIONS=tests/durations.json $(BIN)/python -m pytest -q -n auto --dist loadfile --durations=30
+	IMGCLS_RECORD_DURATIONS=tests/durations.json $(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
 # ruff's lint rules and formatting (pyproject.toml), checked, not applied: `ruff format` applies them
 lint: $(STAMP)

@@ -8,9 +8,9 @@ was recorded above FIXTURE_S) is not fast, whatever its own time; a test the fil
 is fast until the file is recorded again.
 
 ``make test`` runs the suite in one pytest-xdist worker per core, each test file whole in one worker
-(``--dist loadfile``: a file's shared fixtures are built once, its tests keep their order), each
-worker pinned to its own share of the cores so that it, its torch threads and the processes its
-tests start never contend with the other workers.
+(``--dist loadfile``: a file's shared fixtures are built once, its tests keep their order), the
+longest files (by the same record) handed out first, each worker pinned to its own share of the cores
+so that it, its torch threads and the processes its tests start never contend with the other workers.
 """
 
 from __future__ import annotations
@@ -74,6 +74,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if spent > FAST_BUDGET_S:
             break
         item.add_marker(pytest.mark.fast)
+    _longest_files_first(items, recorded)
+
+
+def _longest_files_first(items: list[pytest.Item], recorded: dict[str, dict[str, float]]) -> None:
+    """Test files in order of their recorded seconds, longest first, each file's tests in their own
+    order: xdist (``--dist loadfile``) hands the files out in this order, so the long ones start at
+    once and the short ones fill the gaps at the end, instead of a long file starting last."""
+    seconds: dict[str, float] = {}
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        seconds[file] = seconds.get(file, 0.0) + sum(recorded.get(item.nodeid, {}).values())
+    items.sort(key=lambda it: -seconds[it.nodeid.split("::")[0]])  # stable: a file's order is kept
 
 
 def _shared(item: pytest.Item, name: str) -> bool:
