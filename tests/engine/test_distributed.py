@@ -1,4 +1,4 @@
-"""`imgcls train` under real torchrun with 2 CPU processes (gloo): the same losses as one process with
+"""`imgcls train` under real torchrun with 2 CPU processes (gloo), and with 1: the same losses as one process with
 the same global batch, one run folder, identical weights on both ranks, every sample once per epoch
 (image folders and tar shards), evaluation counting each image once, a SIGTERM to one rank restarted
 by torchrun and resumed exactly, a NaN on one rank skipped by both."""
@@ -22,8 +22,10 @@ DIGITS = ["--data", f"mnist:{MNIST}", "--model", "lenet5", "--augment", "none", 
           "--precision", "fp32", "--channels-last", "off", "--no-progress", "--no-tensorboard"]  # fmt: skip
 
 
-def torchrun(*args: str, restarts: int = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+def torchrun(
+    *args: str, restarts: int = 0, timeout: float = 300, procs: int = 2
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs),
            "--max-restarts", str(restarts), *args]  # fmt: skip
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -50,6 +52,20 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path, batc
     cores = len(os.sched_getaffinity(0))
     assert f"threads: {max(1, cores // 2)} per process ({cores} cores / 2 processes" in two.stdout
     assert two.stdout.count("run: ") == 1  # rank 0 alone prints the summary
+
+
+def test_torchrun_with_one_process_makes_a_group_of_one_that_trains_like_no_torchrun(tmp_path: Path) -> None:
+    """``torchrun --nproc-per-node 1`` (how a one-GPU machine checks a multi-GPU job) makes a real process
+    group of one: DDP and the collectives run, the log says so, and the losses are a plain run's."""
+    args = [*DIGITS, "--epochs", "2", "--batch-size", "8"]
+    plain = cli("train", *args, "--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stderr
+    group = torchrun("-m", "imgcls", "train", *args, "--out", str(tmp_path / "group"), procs=1)
+    assert group.returncode == 0, group.stderr
+    assert "device: cpu, rank 0 of 1 over gloo" in group.stdout and "over gloo" not in plain.stdout
+    assert "8 per process x 1 process = 8 images per step" in group.stdout
+    a, b = losses(tmp_path / "plain" / "lenet5"), losses(tmp_path / "group" / "lenet5")
+    assert len(a) == len(b) > 0 and b == pytest.approx(a, rel=1e-6)
 
 
 @pytest.fixture(scope="module")
