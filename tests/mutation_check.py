@@ -24,6 +24,7 @@ RESUME = "tests/engine/test_trainer.py::test_exact_resume_with_options"
 DDP = "tests/engine/test_distributed.py"
 SPEEDRUN = "tests/engine/test_speedrun.py"
 AIRBENCH = "tests/engine/test_airbench_recipe.py"
+MUON = "tests/engine/test_muon_recipe.py"
 SMALL = "tests/engine/test_small_sets.py"
 LOADER = "tests/data/test_loader.py"
 RUN_OPTIMISER = "tests/engine/test_trainer.py::test_a_run_steps_with_the_optimiser_and_schedule_it_names"
@@ -79,8 +80,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "layer-decay": (
         "engine/optim.py",
-        'g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * speed',
-        'g["lr_scale"] = (1.0) * speed',
+        "layer_scale = cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0",
+        "layer_scale = 1.0",
         [OPTIONS, FINETUNE],
     ),
     "sam-second-pass": (
@@ -153,8 +154,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "bias-lr-scale": (
         "engine/optim.py",
-        "        speed = cfg.bias_lr_scale if fast else 1.0",
-        "        speed = 1.0",
+        "speed = (cfg.bias_lr_scale if fast else 1.0) * (cfg.head_lr_scale if head else 1.0)",
+        "speed = (1.0) * (cfg.head_lr_scale if head else 1.0)",
         [f"{SPEEDRUN}::test_biases_get_their_own_rate"],
     ),
     "fast-decay-follows-rate": (
@@ -255,7 +256,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "schedule-not-applied-to-the-groups": (
         "engine/schedule.py",
-        'g["lr"] = self.peak * g.get("lr_scale", 1.0) * f',
+        'g["lr"] = self.peak * g.get("lr_scale", 1.0) * own',
         'g["lr"] = self.peak * g.get("lr_scale", 1.0)',
         [RUN_OPTIMISER],
     ),
@@ -264,6 +265,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "sample_weights=r.sample_weights if training else None,",
         "sample_weights=None,",
         [BALANCED],
+    ),
+    "muon-renorm-dropped": (
+        "engine/optim.py",
+        "                    if self.renorm:",
+        "                    if False:",
+        [MUON],
+    ),
+    "muon-gradient-not-given": (
+        "engine/optim.py",
+        "                    m.grad = _rows(p.grad, p)",
+        "                    m.grad = _rows(p.grad, p) * 0",
+        [MUON],
+    ),
+    "held-bias-follows-the-run": (
+        "engine/schedule.py",
+        'held_from = g.get("held_from", 0) if self.cfg.end_at_hold else 0',
+        "held_from = 0",
+        [MUON],
+    ),
+    "head-rate-not-scaled": (
+        "engine/optim.py",
+        "(cfg.head_lr_scale if head else 1.0)",
+        "(1.0)",
+        [MUON],
     ),
 }
 

@@ -1,7 +1,8 @@
-"""Optimisers: SGD (momentum, Nesterov), AdamW, RMSprop; parameter groups without weight decay on
-norms and biases (or with it, at a rate that does not follow their faster learning rate); layer-wise LR
-decay; SAM and Lookahead as wrappers around any of them; airbench's Lookahead-EMA, which also averages
-the batch-norm statistics and so acts on the model, not the optimiser."""
+"""Optimisers: SGD (momentum, Nesterov), AdamW, RMSprop, and Muon for the hidden layers' weights with
+SGD for the rest; parameter groups without weight decay on norms and biases (or with it, at a rate
+that does not follow their faster learning rate); a faster head; layer-wise LR decay; SAM and Lookahead
+as wrappers around any of them; airbench's Lookahead-EMA, which also averages the batch-norm statistics
+and so acts on the model, not the optimiser."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from ..config import above, at_least, opt, share
 from ..errors import ConfigError
 from ..models.base import Classifier
 
-OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop", "muon")
 BIAS_LR_ON = ("biases", "norms")
 NORMS = nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm
 
 
 @dataclass
 class OptimConfig:
-    optimizer: str = opt("adamw", "sgd | adamw | rmsprop")
+    optimizer: str = opt(
+        "adamw",
+        "sgd | adamw | rmsprop | muon (Muon on the hidden layers' weights at muon_lr, SGD with momentum on the "
+        "biases, norms and head at lr)",
+    )
     lr: float = opt(
         5e-3,
         "peak learning rate, not scaled with the batch size (5e-3 suits AdamW on small nets from scratch; large nets want ~1e-3 with warm-up)",
@@ -48,6 +53,33 @@ class OptimConfig:
         "biases",
         "which parameters bias_lr_scale speeds up: biases (every bias and norm parameter) | norms "
         "(the norm layers' only: airbench's, whose whitening bias trains at the base rate)",
+    )
+    head_lr_scale: float = opt(
+        1.0,
+        "learning-rate factor of the head (the classifier); its decay is divided by it, as bias_lr_scale's "
+        "(airbench94_muon: 0.67 / 0.053)",
+        valid=above(0),
+    )
+    muon_lr: float = opt(
+        0.02,
+        "muon: the rate of the hidden layers' weights, whose updates are orthogonalised (their size does not "
+        "follow the loss's scale); follows the schedule like lr (airbench94_muon: 0.24)",
+        valid=above(0),
+    )
+    muon_momentum: float = opt(
+        0.95,
+        "muon: the hidden layers' momentum, Nesterov's with nesterov (airbench94_muon: 0.6)",
+        valid=share(high_open=True),
+    )
+    muon_ns_steps: int = opt(
+        5,
+        "muon: Newton-Schulz iterations that orthogonalise each update (airbench94_muon: 3)",
+        valid=at_least(1),
+    )
+    muon_renorm: bool = opt(
+        False,
+        "muon: before each step, scale every hidden weight back to norm sqrt(its output channels) "
+        "(airbench94_muon); their scale is then fixed, so they get no weight decay",
     )
     layer_decay: float = opt(
         1.0,
@@ -91,41 +123,74 @@ def layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
     return {name: 0 for name, _ in model.named_parameters()}, 0
 
 
-def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
-    """The optimiser's groups: by weight decay (on or off), by speed (bias_lr_scale or not) and by layer
-    (layer_decay). A fast group's decay coefficient is divided by its rate's factor, so that every
-    decayed parameter loses lr x weight_decay of itself per step (airbench's decoupling)."""
+def held_from(net: nn.Module, epochs: int) -> dict[str, int]:
+    """{parameter: the epoch from which the model holds it} for those that train at first and stop later
+    (airbench's whitening bias); the schedule may end their rate there (``end_at_hold``)."""
+    if not isinstance(net, Classifier):
+        return {}
+    first = set(net.held_parameters(0))
+    found: dict[str, int] = {}
+    for epoch in range(1, epochs):
+        for name in set(net.held_parameters(epoch)) - first - found.keys():
+            found[name] = epoch
+    return found
+
+
+def param_groups(
+    model: nn.Module, cfg: OptimConfig, held_from: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """The optimiser's groups: by optimiser (Muon's hidden weights or not), weight decay (on or off), speed
+    (bias_lr_scale, head_lr_scale or neither), layer (layer_decay) and the epoch a parameter stops training
+    (``held_from``: name -> epoch; the schedule may end there). A fast group's decay coefficient is divided
+    by its rate's factor, so that every decayed parameter loses lr x weight_decay of itself per step
+    (airbench's decoupling). Muon's groups carry their rate as ``lr_scale = muon_lr / lr``."""
     if cfg.bias_lr_on not in BIAS_LR_ON:
         raise ConfigError(f"bias_lr_on must be one of {', '.join(BIAS_LR_ON)}, got {cfg.bias_lr_on!r}")
+    muon = cfg.optimizer == "muon"
     modules = dict(model.named_modules())
-    ids, last = layer_ids(model) if cfg.layer_decay != 1.0 else ({}, 0)
+    need_ids = cfg.layer_decay != 1.0 or cfg.head_lr_scale != 1.0 or muon
+    ids, last = layer_ids(model) if need_ids else ({}, -1)
     declared = model.no_weight_decay() if isinstance(model, Classifier) else set()
-    groups: dict[tuple[bool, bool, int], dict[str, Any]] = defaultdict(lambda: {"params": [], "names": []})
+    held_from = held_from or {}
+    groups: dict[tuple[bool, bool, bool, bool, int, int], dict[str, Any]] = defaultdict(
+        lambda: {"params": [], "names": []}
+    )
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         owner = modules.get(name.rsplit(".", 1)[0] if "." in name else "", model)
         plain = _is_no_decay(name, p, owner, declared)  # a bias, a norm's parameter or declared
-        decay = cfg.decay_norm_bias or not plain
-        fast = plain if cfg.bias_lr_on == "biases" else isinstance(owner, NORMS)
-        speed = cfg.bias_lr_scale if fast else 1.0
         layer = ids.get(name, 0)
-        g = groups[(decay, fast, layer)]
+        head = layer == last
+        hidden = muon and not plain and not head and p.ndim >= 2
+        decay = (cfg.decay_norm_bias or not plain) and not (hidden and cfg.muon_renorm)
+        fast = plain if cfg.bias_lr_on == "biases" else isinstance(owner, NORMS)
+        speed = (cfg.bias_lr_scale if fast else 1.0) * (cfg.head_lr_scale if head else 1.0)
+        until = held_from.get(name, 0)
+        g = groups[(hidden, decay, fast, head, layer, until)]
         g["params"].append(p)
         g["names"].append(name)
         g["weight_decay"] = cfg.weight_decay / speed if decay else 0.0
-        g["lr_scale"] = (cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0) * speed
+        layer_scale = cfg.layer_decay ** (last - layer) if cfg.layer_decay != 1.0 else 1.0
+        g["lr_scale"] = layer_scale * speed * (cfg.muon_lr / cfg.lr if hidden and cfg.lr else 1.0)
+        g["muon"] = hidden
+        if until:
+            g["held_from"] = until
     return [groups[k] for k in sorted(groups)]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, held_from: dict[str, int] | None = None
+) -> torch.optim.Optimizer:
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
-    groups = param_groups(model, cfg)
+    groups = param_groups(model, cfg, held_from)
     for g in groups:
         g["lr"] = cfg.lr * g["lr_scale"]
         g.pop("names")
-    if cfg.optimizer == "sgd":
+    if cfg.optimizer == "muon":
+        base: torch.optim.Optimizer = MuonWithSGD(groups, cfg)
+    elif cfg.optimizer == "sgd":
         base: torch.optim.Optimizer = torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
         )
@@ -173,6 +238,110 @@ class _Wrapper(torch.optim.Optimizer):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none)
+
+
+def _rows(t: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A weight (out, in, kh, kw ...) or its gradient as the matrix Muon orthogonalises: a row per output
+    channel, its columns in the order of the weight's memory — (in, kh, kw), or (kh, kw, in) for a
+    channels_last weight: orthogonalisation does not see the order, and so the weight's matrix is a view
+    of its memory (the gradient's, a view where its memory allows)."""
+    if t.ndim == 2:
+        return t
+    if t.ndim == 4 and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+        return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
+    return t.reshape(t.shape[0], -1)
+
+
+class MuonWithSGD(torch.optim.Optimizer):
+    """Muon (Jordan et al. 2024; ``torch.optim.Muon``) on the groups marked ``muon`` — the hidden layers'
+    weights: momentum, then each update orthogonalised by Newton-Schulz iterations — and SGD with momentum
+    on the rest (biases, norms, the head). torch's Muon takes matrices only: each conv filter bank
+    (out, in, kh, kw) reaches it as a matrix that shares the filters' memory (``_rows``), its gradient
+    likewise, refreshed every step. With ``muon_renorm`` every hidden weight is first scaled back to norm
+    sqrt(out) (airbench94_muon). ``param_groups`` are the real parameters' groups (the scheduler, clipping,
+    the gradient scaler and the wrappers act on them); checkpoints hold both parts' state."""
+
+    def __init__(self, groups: list[dict[str, Any]], cfg: OptimConfig) -> None:
+        hidden = [g for g in groups if g["muon"]]
+        rest = [g for g in groups if not g["muon"]]
+        self.renorm = cfg.muon_renorm
+        self.sgd = (
+            torch.optim.SGD(rest, momentum=cfg.momentum, nesterov=cfg.nesterov, lr=cfg.lr) if rest else None
+        )
+        self.hidden = hidden
+        self.muon = None
+        if hidden:
+            views = [{**g, "params": [_rows(p.detach(), p) for p in g["params"]]} for g in hidden]
+            self.muon = torch.optim.Muon(views, lr=cfg.muon_lr, weight_decay=0.0, momentum=cfg.muon_momentum,
+                                         nesterov=cfg.nesterov, ns_steps=cfg.muon_ns_steps)  # fmt: skip
+        self.defaults = {"lr": cfg.lr}
+        self._optimizer_step_pre_hooks = {}
+        self._optimizer_step_post_hooks = {}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [*self.hidden, *(self.sgd.param_groups if self.sgd else [])]
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        raise AttributeError("MuonWithSGD's groups are its parts'; load_state_dict restores them")
+
+    @property  # type: ignore[override]
+    def state(self) -> dict[Any, Any]:
+        """Read-only: each real parameter's state in the part that steps it."""
+        state = dict(self.sgd.state) if self.sgd else {}
+        if self.muon:
+            for g, v in zip(self.hidden, self.muon.param_groups):
+                state.update(
+                    {p: self.muon.state[m] for p, m in zip(g["params"], v["params"]) if m in self.muon.state}
+                )
+        return state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    p.grad = None if set_to_none else p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self.muon:
+            for g, v in zip(self.hidden, self.muon.param_groups):
+                v["lr"] = g["lr"]
+                for p, m in zip(g["params"], v["params"]):
+                    if p.grad is None:
+                        m.grad = None
+                        continue
+                    if self.renorm:
+                        p.mul_(p.shape[0] ** 0.5 / p.norm())
+                    if m.data_ptr() != p.data_ptr():  # the weight moved (a device, a layout): follow it
+                        m.data = _rows(p.detach(), p)
+                    m.grad = _rows(p.grad, p)
+            self.muon.step()
+            for v in self.muon.param_groups:
+                for m in v["params"]:
+                    m.grad = None
+        if self.sgd:
+            self.sgd.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "sgd": self.sgd.state_dict() if self.sgd else None,
+            "muon": self.muon.state_dict() if self.muon else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.sgd:
+            self.sgd.load_state_dict(state["sgd"])
+        if self.muon:
+            self.muon.load_state_dict(state["muon"])
+            for g, v in zip(self.hidden, self.muon.param_groups):
+                g["lr"] = v["lr"]
 
 
 class Lookahead(_Wrapper):

@@ -39,6 +39,12 @@ class ScheduleConfig:
         "one-cycle: fraction of the run spent rising (cosine up, then down)",
         valid=share(low_open=True, high_open=True),
     )
+    end_at_hold: bool = opt(
+        False,
+        "a parameter the model stops training after some epochs (airbench's whitening bias) runs the schedule "
+        "over its own epochs and reaches the end rate where it stops (airbench94_muon); otherwise it follows "
+        "the run's",
+    )
     plateau_patience: int = opt(
         2, "plateau: epochs without improvement before the rate drops", valid=at_least(0)
     )
@@ -68,26 +74,29 @@ class Scheduler:
         self.step_count, self.plateau_scale, self.best, self.bad_epochs = 0, 1.0, -math.inf, 0
         self._apply()
 
-    def _warmup_steps(self) -> int:
+    def _warmup_steps(self, total: int | None = None) -> int:
         if self.cfg.warmup_fraction:
-            return round(self.cfg.warmup_fraction * self.total)
+            return round(self.cfg.warmup_fraction * (total or self.total))
         return round(self.cfg.warmup_epochs * self.per_epoch)
 
-    def factor(self, step: int) -> float:
+    def factor(self, step: int, total: int | None = None) -> float:
+        """The rate's factor at ``step`` of a schedule ``total`` steps long (the run's by default)."""
         c = self.cfg
+        total = total or self.total
+        warmup = self.warmup if total == self.total else self._warmup_steps(total)
         if c.schedule == "onecycle":
-            rise = max(1, round(c.onecycle_pct * self.total))
+            rise = max(1, round(c.onecycle_pct * total))
             if step < rise:
                 return c.warmup_start + (1 - c.warmup_start) * (1 - math.cos(math.pi * step / rise)) / 2
-            t = min(1.0, (step - rise) / max(1, self.total - rise))
+            t = min(1.0, (step - rise) / max(1, total - rise))
             return c.min_lr + (1 - c.min_lr) * (1 + math.cos(math.pi * t)) / 2
-        if step < self.warmup:
-            return c.warmup_start + (1 - c.warmup_start) * step / self.warmup
+        if step < warmup:
+            return c.warmup_start + (1 - c.warmup_start) * step / warmup
         if c.schedule == "cosine":
-            t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+            t = min(1.0, (step - warmup) / max(1, total - warmup))
             return c.min_lr + (1 - c.min_lr) * (1 + math.cos(math.pi * t)) / 2
         if c.schedule == "linear":
-            t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+            t = min(1.0, (step - warmup) / max(1, total - warmup))
             return c.min_lr + (1 - c.min_lr) * (1 - t)
         if c.schedule == "step":
             return c.step_gamma ** math.floor(step / (c.step_every * self.per_epoch))
@@ -96,7 +105,11 @@ class Scheduler:
     def _apply(self) -> None:
         f = self.factor(self.step_count)
         for g in self.optimizer.param_groups:
-            g["lr"] = self.peak * g.get("lr_scale", 1.0) * f
+            held_from = g.get("held_from", 0) if self.cfg.end_at_hold else 0
+            own = (
+                self.factor(self.step_count, min(self.total, held_from * self.per_epoch)) if held_from else f
+            )
+            g["lr"] = self.peak * g.get("lr_scale", 1.0) * own
 
     def step(self) -> None:
         self.step_count += 1

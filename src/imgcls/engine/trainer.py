@@ -37,7 +37,7 @@ from .evaluate import selection_key
 from .hooks import Hook, TrainingDivergedError
 from .loaders import Loaders
 from .loop import TrainForward, train_one_epoch
-from .optim import LookaheadEMA, build_optimizer
+from .optim import LookaheadEMA, build_optimizer, held_from
 from .precision import ModelEMA
 from .resolve import ResolvedConfig, prepare, resolve
 from .schedule import Scheduler
@@ -87,7 +87,7 @@ class Trainer:
             self.fit_model_to_data()
         # over every parameter: frozen ones get no gradient, so the optimiser leaves them as they are
         # until --freeze-epochs ends and they thaw
-        self.optimizer = build_optimizer(self.net, cfg.optim)
+        self.optimizer = build_optimizer(self.net, cfg.optim, held_from(self.net, cfg.epochs))
         self.scheduler = Scheduler(self.optimizer, cfg.sched, cfg.optim.lr, cfg.epochs * self.steps_per_epoch,
                                    self.steps_per_epoch)  # fmt: skip
         self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema and not self.probe else None

@@ -37,7 +37,10 @@ class AirbenchConfig(ModelConfig):
     # tuned with (4/4 seeds >= 99.5 %).
     zero_whiten_bias: bool = True
     bn_momentum: float = 0.4  # PyTorch's convention: the share of each batch's statistics
-    logit_scale: float = 1 / 9
+    logit_scale: float = 1 / 9  # airbench94_muon: 1 / the last width (1 / 256)
+    head_std: float = (
+        0.0  # 0: nn.Linear's initial head; else its weights scaled to this std (airbench94_muon: 1)
+    )
 
     def validate(self, model: str) -> None:
         super().validate(model)
@@ -150,6 +153,8 @@ class Airbench(Classifier):
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.num_features = w3
         self.head = nn.Linear(w3, cfg.num_classes, bias=False) if cfg.num_classes else nn.Identity()
+        if cfg.head_std and cfg.num_classes:
+            self.head.weight.data *= cfg.head_std / self.head.weight.data.std()
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.weight.data.fill_(1.0)
