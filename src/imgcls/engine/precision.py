@@ -9,8 +9,10 @@ the median, or the candidates are within it of each other after ``MAX_ROUNDS`` (
 median wins, and the verdict says they were close).
 
 The trial serves a run, so it costs at most ``SHARE`` of that run's estimated length (its steps
-times the measured step time; ``TRIAL_BUDGET_S`` at most): a run too short to pay for even the
-minimum trial is not measured at all, and keeps the first candidate (fp32, the memory format the
+times the measured step time; ``TRIAL_CAP_S`` at most; ``TRIAL_BUDGET_S`` for a run of unknown
+length): a long run of big steps (airbench94 at batch 2,000: 4-7 s a step) pays for the trial that
+may save it a third of its steps' time, and a run too short to pay for even the minimum trial is not
+measured at all, and keeps the first candidate (fp32, the memory format the
 model has). Nothing is measured where the answer is known — a precision and memory format named, a
 single candidate (fp32 on a CPU without bf16, for a net that is not a conv net) — or cached: the
 verdict is kept per model config, input shape, thread count, CPU model and torch version. On CUDA,
@@ -39,7 +41,8 @@ from .distributed import Dist
 
 MARGIN = 0.05  # a winner must be this much faster (median step time) than every other candidate
 MIN_ROUNDS, MAX_ROUNDS = 3, 12  # timed steps per candidate
-TRIAL_BUDGET_S = 20.0  # stop adding rounds after this much timing (the medians so far decide)
+TRIAL_BUDGET_S = 20.0  # a run of unknown length: stop adding rounds after this much timing
+TRIAL_CAP_S = 120.0  # a run of known length: SHARE of it, and never more than this
 SHARE = 0.05  # the trial's cost, warm-ups included, at most this share of the run's estimated length
 
 
@@ -139,10 +142,9 @@ def measure(
         return out
 
     def allowance(step_s: float) -> float:  # seconds the trial may cost, given a step's time
-        bounds = [TRIAL_BUDGET_S]
-        bounds += [SHARE * run_steps * step_s] if run_steps is not None else []
+        bounds = [SHARE * run_steps * step_s] if run_steps is not None else []
         bounds += [SHARE * run_seconds] if run_seconds is not None else []
-        return min(bounds)
+        return min([*bounds, TRIAL_CAP_S]) if bounds else TRIAL_BUDGET_S
 
     spent, warm = 0.0, {}
     for c in candidates:  # warm-up: kernels chosen, caches and allocator filled
@@ -247,10 +249,13 @@ def choose(
         # then give the same training run
         seconds, rounds, clear = measure(model, x, loss_fn, device, candidates, run_steps, dist, run_seconds)
     if not rounds:
-        length = f"{run_steps}-step" if run_steps is not None else f"{run_seconds:.0f}-second"
-        return Verdict(*candidates[0], seconds, unmeasured=f"a step takes {min(seconds.values()):.2g} s: the trial "
-                       f"would cost more than {SHARE:.0%} of this {length} run; name --precision / "
-                       "--channels-last to choose")  # fmt: skip
+        if run_steps is not None or run_seconds is not None:
+            length = f"{run_steps}-step" if run_steps is not None else f"{run_seconds:.0f}-second"
+            why = f"the trial would cost more than {SHARE:.0%} of this {length} run"
+        else:
+            why = f"the trial would take more than {TRIAL_BUDGET_S:.0f} s, and this run's length is not known"
+        return Verdict(*candidates[0], seconds, unmeasured=f"a step takes {min(seconds.values()):.2g} s: {why}; "
+                       "name --precision / --channels-last to choose")  # fmt: skip
     best = min(seconds, key=seconds.__getitem__)
     verdict = Verdict(best.split("+")[0], best.endswith("channels_last"), seconds, rounds, clear)
     if main:
