@@ -434,6 +434,24 @@ def test_the_trial_costs_at_most_its_share_of_the_run(stub_clock, run_steps, run
         assert verdict.rounds == 0 and verdict.precision == "fp32" and "not measured" in verdict.describe()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_if_native_is_bf16_where_the_cpu_has_it_and_fp32_elsewhere_without_a_trial(
+    stub_clock, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:  # type: ignore[no-untyped-def]
+    from imgcls import create_model
+    from imgcls.engine import precision
+
+    table, timed = stub_clock
+    table.update({"fp32+channels_last": [6.0], "bf16+channels_last": [4.5]})
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
+    y = torch.zeros(4, dtype=torch.long)
+    verdict = precision.choose(create_model("resnet20"), torch.randn(4, 3, 32, 32), lambda out: F.cross_entropy(out, y),
+                               torch.device("cpu"), "bf16-if-native", "on", "m", run_steps=200)  # fmt: skip
+    assert not timed and verdict.channels_last
+    assert verdict.precision == ("bf16" if native else "fp32")
+    assert "bf16-if-native" in verdict.describe()
+
+
 def test_a_long_run_of_big_steps_pays_for_its_trial(stub_clock) -> None:  # type: ignore[no-untyped-def]
     """airbench94 at batch 2,000 on 2 cores: 4-6 s a step, 200 steps. The trial (2 warm-ups and 3 rounds,
     ~40 s) is 4 % of the run and finds bf16 a third faster: measured, where a fixed 20-second budget

@@ -159,7 +159,11 @@ class TrainConfig:
         valid=at_least(1),
     )
     seed: int = opt(0, "seed of everything: split, order, augmentation, initialisation", valid=at_least(0))
-    precision: str = opt("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 autocast where measured faster)")
+    precision: str = opt(
+        "auto",
+        "auto | fp32 | bf16 | fp16 | bf16-if-native (auto: bf16 autocast where measured faster; bf16-if-native: "
+        "bf16 wherever the CPU or GPU computes it natively, else fp32, not measured)",
+    )
     channels_last: str = opt("auto", "auto | on | off (auto: with bf16 for conv nets, where measured faster)")
     compile: bool = opt(False, "torch.compile the model (slower to start; rarely faster to train on a CPU)")
     threads: int = opt(

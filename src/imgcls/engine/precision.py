@@ -194,8 +194,15 @@ def choose(
     if channels_last not in ("auto", "on", "off"):
         raise ConfigError(f"channels_last must be auto, on or off, got {channels_last!r}")
     conv = is_conv_net(model)
+    if precision == "bf16-if-native" and device.type != "cuda":
+        native = cpu_has_bf16()
+        why = "the recipe's bf16-if-native: this CPU " + (
+            "computes bf16 natively" if native else "has no native bf16"
+        )
+        cl = conv if channels_last == "auto" else channels_last == "on"
+        return Verdict("bf16" if native else "fp32", cl, unmeasured=why)
     if device.type == "cuda":
-        if precision == "auto":
+        if precision in ("auto", "bf16-if-native"):
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return Verdict(precision, conv if channels_last == "auto" else channels_last == "on")
     if precision == "fp16":

@@ -214,7 +214,7 @@ def prepare(plan: Plan) -> ResolvedConfig:
                 notes.append(f"init: {note}")
         model.to(dist.device)
         verdict = _precision(plan, model)
-        if cfg.precision == "auto" or cfg.channels_last == "auto":
+        if cfg.precision in ("auto", "bf16-if-native") or cfg.channels_last == "auto":
             notes.append(f"precision: {verdict.describe()}")
         if verdict.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -250,7 +250,7 @@ def _precision(plan: Plan, model: nn.Module) -> Verdict:
     cfg, dist, task, pre = plan.cfg, plan.dist, plan.task, plan.pre
     if cfg.model.linear_probe:  # trains a linear layer on cached fp32 features: nothing to measure
         verdict = Verdict(cfg.precision, cfg.channels_last == "on")
-        return Verdict("fp32", False) if verdict.precision == "auto" else verdict
+        return Verdict("fp32", False) if verdict.precision in ("auto", "bf16-if-native") else verdict
     train = plan.source.split("train")
     x, y = _trial_batch(
         cfg, task, pre, plan.sizes, len(train) if not isinstance(train, ShardSplit) else cfg.batch_size
