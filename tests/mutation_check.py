@@ -238,7 +238,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "test-eval-in-training-precision": (
         "engine/validation.py",
-        '"fp32", False, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)',
+        '"fp32", cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)',
         "t.precision, t.channels_last, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)",
         ["tests/test_predict.py::test_a_bf16_run_records_the_test_figures_eval_gives"],
     ),

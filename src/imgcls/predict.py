@@ -24,6 +24,7 @@ from PIL import Image
 from .data.pipeline import Preprocess
 from .data.transforms import to_uint8_tensor
 from .engine.evaluate import tta_logits
+from .engine.precision import is_conv_net
 from .errors import ConfigError
 from .run import RunMeta
 from .tasks import Task
@@ -95,6 +96,12 @@ class Predictor:
     pad_crop: int | None = None  # the shifts pad-and-crop training used: ten-crop's corner offsets
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
+    def __post_init__(self) -> None:
+        # a conv net runs in channels_last, as a training run's own test pass does (the same figure;
+        # on a CPU 1.5x faster than the contiguous format for airbench94)
+        self.memory_format = torch.channels_last if is_conv_net(self.model) else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+
     # ---- inputs -------------------------------------------------------------------------------
     def _views(self, source: ImageInput, tta: str) -> torch.Tensor:
         """(V, C, H, W) uint8 views of one image for the TTA mode (V = 1 without TTA)."""
@@ -125,7 +132,8 @@ class Predictor:
         """Model outputs for a normalised float batch (N, C, H, W), averaged over the batch views ``tta``
         names (mirrored ones only for a model trained with mirrors)."""
         self.model.eval()
-        return tta_logits(self.model, x.to(self.device), tta, self.hflip_ok).float().cpu() / self.temperature
+        x = x.to(self.device, memory_format=self.memory_format) if x.ndim == 4 else x.to(self.device)
+        return tta_logits(self.model, x, tta, self.hflip_ok).float().cpu() / self.temperature
 
     def _probs(self, views: list[torch.Tensor], tta: str) -> list[torch.Tensor]:
         """Each image's probabilities from its ``_views``: batch views average the logits, image views

@@ -7,8 +7,11 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
+import torch
+
 from . import bn_stats
 from .evaluate import evaluate
+from .precision import is_conv_net
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -42,17 +45,20 @@ def recompute_bn(t: Trainer) -> None:
 
 
 def test(t: Trainer) -> dict[str, float]:
-    """The best weights on the test split, written to test_metrics.json — in fp32 contiguous, as
-    ``imgcls eval`` and ``imgcls predict`` run them, so the recorded figure is the one they give
-    (a bf16 evaluation differs by an image or two in 10,000)."""
+    """The best weights on the test split, written to test_metrics.json — in fp32, and a conv net in
+    channels_last, as ``imgcls eval`` and ``imgcls predict`` run them, so the recorded figure is the one
+    they give (a bf16 evaluation differs by an image or two in 10,000; channels_last is 1.5x faster than
+    the contiguous format for airbench94 on a CPU)."""
     t.dist.barrier()  # rank 0 has written model.safetensors
     if t.run.weights.is_file():
         state, _ = t.run.read_weights()
         t.model.load_state_dict(state)
     model = t.net if t.probe else t.model
+    cl = is_conv_net(model)
+    model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
     with t.clock("eval"):
         metrics = evaluate(model, t.loader("test", t.size_at(t.cfg.epochs - 1)), t.task, t.device,
-                           "fp32", False, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)  # fmt: skip
+                           "fp32", cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)  # fmt: skip
     if t.dist.is_main:
         tta = {"tta": t.cfg.test_tta} if t.cfg.test_tta != "none" else {}
         t.run.write_json(t.run.test_metrics, {**metrics, **tta})
