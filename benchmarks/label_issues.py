@@ -29,6 +29,7 @@ from imgcls.data.source import open_source
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "label_issues"
+FIGURE = HERE.parent / "docs" / "img" / "label_issues.png"  # the curve, shown in docs/clean.md
 
 
 def flipped_copy(spec: str, share: float, seed: int, folder: Path) -> tuple[str, np.ndarray]:
@@ -137,14 +138,14 @@ def main() -> None:
 
 
 def write_report() -> None:
-    """benchmarks/label_issues.md (every recorded run) and label_issues.png (precision and recall in the
+    """benchmarks/label_issues.md (every recorded run) and docs/img/label_issues.png (precision and recall in the
     top share against the fold models' out-of-fold accuracy: how good the models must be)."""
     runs = [(f.stem, json.loads(f.read_text())) for f in sorted(RESULTS.glob("*.json"))]
     lines = ["# Label issues found by `imgcls data clean`", "",
              "`.venv/bin/python benchmarks/label_issues.py --data D --preset P` — a share of the training labels flipped "
              "at random (seeded) to another class; precision and recall of the ranked label issues in the top "
              "share (as many as were flipped); the fold models' out-of-fold accuracy on the true labels; then the "
-             "flagged share on the clean set. Time: the whole command. The curve: `label_issues.png`.", "",
+             "flagged share on the clean set. Time: the whole command. The curve: docs/img/label_issues.png.", "",
              "| data | recipe | images | flipped | fold models' accuracy | precision | recall | flagged (noisy) | flagged on clean | time noisy / clean s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for _, r in runs:
@@ -177,10 +178,10 @@ def write_report() -> None:
     ax.set_xlabel("fold models' out-of-fold accuracy on the true labels (%)")
     ax.set_ylabel("share of the flipped labels")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Label issues found against the fold models' accuracy (2 % flipped)")
+    ax.set_title("Label issues found against the fold models' accuracy (2 % flipped)", fontsize=9)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(HERE / "label_issues.png", dpi=120)
+    fig.savefig(FIGURE, dpi=120)
 
 
 if __name__ == "__main__":
