@@ -106,8 +106,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "precision-trial-share": (
         "engine/precision.py",
-        "        bounds += [SHARE * run_steps * step_s] if run_steps is not None else []",
-        "        bounds += []",
+        "        bounds = [SHARE * run_steps * step_s] if run_steps is not None else []",
+        "        bounds = []",
         [OPTIONS],
     ),
     "bf16-autocast": (
