@@ -28,6 +28,9 @@ MUON = "tests/engine/test_muon_recipe.py"
 SMALL = "tests/engine/test_small_sets.py"
 LOADER = "tests/data/test_loader.py"
 RUN_OPTIMISER = "tests/engine/test_trainer.py::test_a_run_steps_with_the_optimiser_and_schedule_it_names"
+CHANNELS_LAST_TEST = (
+    "tests/test_predict.py::test_the_test_pass_and_the_predictor_run_a_conv_net_in_channels_last"
+)
 BALANCED = (
     "tests/engine/test_trainer.py::test_class_weights_and_the_balanced_sampler_are_inverse_class_frequencies"
 )
@@ -241,6 +244,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '"fp32", cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)',
         "t.precision, t.channels_last, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)",
         ["tests/test_predict.py::test_a_bf16_run_records_the_test_figures_eval_gives"],
+    ),
+    "test-pass-contiguous": (
+        "engine/validation.py",
+        "    cl = is_conv_net(model)",
+        "    cl = False",
+        [CHANNELS_LAST_TEST],
+    ),
+    "predictor-contiguous": (
+        "predict.py",
+        "self.memory_format = torch.channels_last if is_conv_net(self.model) else torch.contiguous_format",
+        "self.memory_format = torch.contiguous_format",
+        [CHANNELS_LAST_TEST],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

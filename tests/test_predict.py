@@ -236,3 +236,51 @@ def test_batch_views_are_the_views_training_tests_with(mirror: bool) -> None:
             assert np.allclose([p.probs for p in got], want.numpy(), atol=1e-6), tta
         plain, flipped = tta_logits(model, x, "none"), tta_logits(model, x, "flip", True)
         assert not torch.allclose(plain, flipped, atol=1e-3)  # the views differ: the test can tell them apart
+
+
+def test_the_test_pass_and_the_predictor_run_a_conv_net_in_channels_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conv net trained contiguous is tested — by the run's own test pass, by ``imgcls eval`` and by
+    ``imgcls predict`` — with channels_last weights and inputs (the same figure, 1.5x faster on a CPU)."""
+    from imgcls.engine import validation
+    from imgcls.engine.trainer import train
+    from support import MNIST, config
+
+    seen: list[tuple[bool, bool]] = []  # per conv call: (input channels_last, weights channels_last)
+
+    def watch(model: torch.nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
+        def hook(m: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            fmt = torch.channels_last
+            seen.append((args[0].is_contiguous(memory_format=fmt), m.weight.is_contiguous(memory_format=fmt)))
+
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+        return [m.register_forward_pre_hook(hook) for m in convs]
+
+    evaluate, calls = validation.evaluate, []
+
+    def watched(model: torch.nn.Module, *args: object, **kwargs: object) -> dict[str, float]:
+        seen.clear()
+        handles = watch(model)
+        try:
+            return evaluate(model, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            calls.append(list(seen))
+            for h in handles:
+                h.remove()
+
+    monkeypatch.setattr(validation, "evaluate", watched)
+    cfg = config(tmp_path, data=f"mnist:{MNIST}", model="resnet20", epochs=1, batch_size=64, augment="none",
+                 tensorboard=False, channels_last="off")  # fmt: skip
+    result = train(cfg)
+    *validations, testing = calls  # the epoch's validation, then the test pass
+    assert validations and all(not x and not w for c in validations for x, w in c)  # trained contiguous
+    assert testing and all(x and w for x, w in testing), testing
+
+    seen.clear()
+    clf = imgcls.load(result.run)
+    watch(clf.model)
+    images, _ = load_mnist(MNIST, "test")
+    clf.predict(images[:3])
+    evaluate_run(result.run, split="test", out=tmp_path / "eval", report=False, progress=False)
+    assert len(seen) > 2 and all(x and w for x, w in seen), seen
