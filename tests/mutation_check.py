@@ -31,6 +31,7 @@ RUN_OPTIMISER = "tests/engine/test_trainer.py::test_a_run_steps_with_the_optimis
 CHANNELS_LAST_TEST = (
     "tests/test_predict.py::test_the_test_pass_and_the_predictor_run_a_conv_net_in_channels_last"
 )
+BF16_TEST = "tests/test_predict.py::test_a_run_tested_in_bf16_if_native_is_evaluated_and_predicted_in_bf16"
 BALANCED = (
     "tests/engine/test_trainer.py::test_class_weights_and_the_balanced_sampler_are_inverse_class_frequencies"
 )
@@ -241,7 +242,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "test-eval-in-training-precision": (
         "engine/validation.py",
-        '"fp32", cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)',
+        "precision, cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)",
         "t.precision, t.channels_last, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)",
         ["tests/test_predict.py::test_a_bf16_run_records_the_test_figures_eval_gives"],
     ),
@@ -256,6 +257,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "self.memory_format = torch.channels_last if is_conv_net(self.model) else torch.contiguous_format",
         "self.memory_format = torch.contiguous_format",
         [CHANNELS_LAST_TEST],
+    ),
+    "test-precision-ignored": (
+        "engine/validation.py",
+        "    precision = infer_precision(t.cfg.test_precision, t.device)",
+        '    precision = "fp32"',
+        [BF16_TEST],
+    ),
+    "predictor-precision-ignored": (
+        "predict.py",
+        "        with autocast(self.device, self.precision):",
+        '        with autocast(self.device, "fp32"):',
+        [BF16_TEST],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

@@ -16,6 +16,7 @@ from PIL import Image
 import imgcls
 from imgcls.data import load_mnist
 from imgcls.engine.precision import cpu_has_bf16
+from imgcls.errors import ConfigError
 from imgcls.evaluation import evaluate_run
 from imgcls.predict import Prediction, to_csv
 
@@ -284,3 +285,49 @@ def test_the_test_pass_and_the_predictor_run_a_conv_net_in_channels_last(
     clf.predict(images[:3])
     evaluate_run(result.run, split="test", out=tmp_path / "eval", report=False, progress=False)
     assert len(seen) > 2 and all(x and w for x, w in seen), seen
+    assert clf.precision == "fp32"  # the default test precision
+
+    with pytest.raises(ConfigError, match="test_precision must be one of fp32, bf16-if-native, got 'bf16'"):
+        train(config(tmp_path / "bad", data=f"mnist:{MNIST}", model="resnet20", test_precision="bf16"))
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_a_run_tested_in_bf16_if_native_is_evaluated_and_predicted_in_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``test_precision: bf16-if-native``: the test pass runs in bf16 (conv outputs bf16) though training
+    ran in fp32, the weights say so, and ``imgcls eval``/``predict`` run in bf16 too — the recorded
+    figure — where bf16 is native, and in fp32 (a different figure) where it is not."""
+    from imgcls import amp
+    from imgcls.engine import validation
+    from imgcls.engine.trainer import train
+    from imgcls.run import RunFolder
+    from support import MNIST, config
+
+    dtypes: list[torch.dtype] = []
+    evaluate = validation.evaluate
+
+    def watched(model: torch.nn.Module, *args: object, **kwargs: object) -> dict[str, float]:
+        hooks = [m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+                 for m in model.modules() if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+        try:
+            return evaluate(model, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            for h in hooks:
+                h.remove()
+
+    monkeypatch.setattr(validation, "evaluate", watched)
+    cfg = config(tmp_path, data=f"mnist:{MNIST}", model="resnet20", epochs=1, batch_size=64, augment="none",
+                 tensorboard=False, val_fraction=0, test_precision="bf16-if-native")  # fmt: skip
+    run = train(cfg).run
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # no val split: the test pass alone, in bf16
+    recorded = json.loads((run / "test_metrics.json").read_text())
+    assert RunFolder.of(run).read_weights()[1].test_precision == "bf16-if-native"
+    assert imgcls.load(run).precision == "bf16"
+    bf16 = evaluate_run(run, split="test", out=tmp_path / "bf16", report=False, progress=False).metrics
+    assert abs(bf16["loss"] - recorded["loss"]) < 1e-6 and bf16["accuracy"] == recorded["acc"]
+
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: False)  # a CPU without native bf16: fp32
+    assert imgcls.load(run).precision == "fp32"
+    fp32 = evaluate_run(run, split="test", out=tmp_path / "fp32", report=False, progress=False).metrics
+    assert abs(fp32["loss"] - recorded["loss"]) > 1e-5  # bf16 differs from fp32 in the loss's fourth digit

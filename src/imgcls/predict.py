@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .amp import autocast, infer_precision
 from .data.pipeline import Preprocess
 from .data.transforms import to_uint8_tensor
 from .engine.evaluate import tta_logits
@@ -95,10 +96,10 @@ class Predictor:
     hflip_ok: bool = True  # mirrored views in TTA only for models trained with flips
     pad_crop: int | None = None  # the shifts pad-and-crop training used: ten-crop's corner offsets
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"  # autocast: "bf16" where the run tested in bf16-if-native and it is native here
 
     def __post_init__(self) -> None:
-        # a conv net runs in channels_last, as a training run's own test pass does (the same figure;
-        # on a CPU 1.5x faster than the contiguous format for airbench94)
+        # a conv net runs in channels_last, as a training run's own test pass does (the same figure)
         self.memory_format = torch.channels_last if is_conv_net(self.model) else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
 
@@ -133,7 +134,9 @@ class Predictor:
         names (mirrored ones only for a model trained with mirrors)."""
         self.model.eval()
         x = x.to(self.device, memory_format=self.memory_format) if x.ndim == 4 else x.to(self.device)
-        return tta_logits(self.model, x, tta, self.hflip_ok).float().cpu() / self.temperature
+        with autocast(self.device, self.precision):
+            logits = tta_logits(self.model, x, tta, self.hflip_ok)
+        return logits.float().cpu() / self.temperature
 
     def _probs(self, views: list[torch.Tensor], tta: str) -> list[torch.Tensor]:
         """Each image's probabilities from its ``_views``: batch views average the logits, image views
@@ -260,7 +263,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     model.to(device).eval()
     task = Task(meta.task, len(meta.classes), threshold=float(meta.threshold))
     return Predictor(model, list(meta.classes), task, pre, meta, meta.temperature, meta.hflip > 0,
-                     meta.pad_crop or None, device)  # fmt: skip
+                     meta.pad_crop or None, device, infer_precision(meta.test_precision, device))  # fmt: skip
 
 
 def _load_pretrained(spec: str, device: torch.device) -> Predictor:

@@ -20,7 +20,8 @@ run-folder file name or a metadata key.
 
 Format history (``imgcls_format`` in the metadata): 1 — model, model_args, num_outputs, classes, task,
 threshold, preprocess, hflip, pad_crop, epoch, val; 2 — adds init (the weights training started
-from) and imgcls_version. A format-1 folder loads with those two empty.
+from) and imgcls_version. A format-1 folder loads with those two empty. Format 2 later gained
+test_precision (what the run's test pass ran in, so eval and predict run in it too), fp32 when absent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 import torch
 
+from .amp import INFER_PRECISIONS
 from .config import dump_yaml, load_yaml
 from .errors import ImgclsError
 from .fileio import clean_temp, load_safetensors, save_safetensors, write_text_atomic
@@ -67,6 +69,7 @@ class RunMeta:
     val: dict[str, float] = field(default_factory=dict)  # their validation scores
     init: str = ""  # the weights training started from ("" = random)
     imgcls_version: str = ""
+    test_precision: str = "fp32"  # what the run's test pass ran in: imgcls eval and predict run in it too
     temperature: float = 1.0  # from calibration.json when there is one (not stored in the weights)
 
     def to_metadata(self) -> dict[str, Any]:
@@ -91,6 +94,11 @@ class RunMeta:
             raise RunFolderError(f"{where}: imgcls metadata without {', '.join(missing)}")
         values["pad_crop"] = int(values.get("pad_crop") or 0)
         values["hflip"] = float(values.get("hflip") or 0.0)
+        values["test_precision"] = str(values.get("test_precision") or "fp32")
+        if values["test_precision"] not in INFER_PRECISIONS:
+            raise RunFolderError(
+                f"{where}: test_precision {values['test_precision']!r} is not one of {', '.join(INFER_PRECISIONS)}"
+            )
         return cls(**values)
 
     def with_temperature(self, temperature: float) -> RunMeta:

@@ -231,6 +231,12 @@ class TrainConfig:
         "(flip: each image and its mirror; flip-shift: also shifted one pixel each way, airbench's; mirrors "
         "only for a model trained with them); imgcls eval --tta NAME gives the same figure",
     )
+    test_precision: str = opt(
+        "fp32",
+        "fp32 | bf16-if-native: the precision of the test split's final evaluation, written with the weights so "
+        "that imgcls eval and predict run in it too and give the same figure (bf16-if-native: bf16 autocast "
+        "where the CPU or GPU computes it natively, fp32 elsewhere; a few images in 10,000 differ from fp32)",
+    )
     keep: str = opt(
         "best",
         "best | last: the weights saved and tested - the best validation epoch's, or the last epoch's (a fixed "

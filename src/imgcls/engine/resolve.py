@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..amp import INFER_PRECISIONS
 from ..config import from_dict
 from ..data.loader import use_cache
 from ..data.pipeline import AugmentConfig, Preprocess, preprocess_for
@@ -124,6 +125,10 @@ def resolve(cfg: TrainConfig, dist: Dist | None = None) -> Plan:
         raise ConfigError(why)
     if cfg.keep not in KEEP:
         raise ConfigError(f"keep must be one of {', '.join(KEEP)}, got {cfg.keep!r}")
+    if cfg.test_precision not in INFER_PRECISIONS:
+        raise ConfigError(
+            f"test_precision must be one of {', '.join(INFER_PRECISIONS)}, got {cfg.test_precision!r}"
+        )
     if cfg.test_tta not in BATCH_VIEWS:
         raise ConfigError(f"test_tta must be one of {', '.join(BATCH_VIEWS)} (the views of a whole batch; "
                           f"imgcls eval --tta also takes {', '.join(IMAGE_VIEWS)}), got {cfg.test_tta!r}")  # fmt: skip

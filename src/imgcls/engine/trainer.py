@@ -263,7 +263,7 @@ class Trainer:
             task=self.task.kind, preprocess=self.pre.to_dict(), model_args=dict(self.cfg.model.model_args),
             threshold=self.task.threshold, hflip=self.aug.mirror_share, pad_crop=self.aug.pad_crop,
             epoch=self.state.best.get("epoch"), val=dict(self.state.best), init=self.cfg.model.init,
-            imgcls_version=__version__,
+            imgcls_version=__version__, test_precision=self.cfg.test_precision,
         )  # fmt: skip
 
     def save_best(self) -> None:

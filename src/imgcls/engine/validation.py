@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..amp import infer_precision
 from . import bn_stats
 from .evaluate import evaluate
 from .precision import is_conv_net
@@ -45,10 +46,9 @@ def recompute_bn(t: Trainer) -> None:
 
 
 def test(t: Trainer) -> dict[str, float]:
-    """The best weights on the test split, written to test_metrics.json — in fp32, and a conv net in
-    channels_last, as ``imgcls eval`` and ``imgcls predict`` run them, so the recorded figure is the one
-    they give (a bf16 evaluation differs by an image or two in 10,000; channels_last is 1.5x faster than
-    the contiguous format for airbench94 on a CPU)."""
+    """The kept weights on the test split, written to test_metrics.json — in ``test_precision`` (fp32,
+    or bf16 where native: the weights' metadata says which, so that ``imgcls eval`` and ``imgcls predict``
+    run in it too and give the recorded figure) and, a conv net, in channels_last, as they run it."""
     t.dist.barrier()  # rank 0 has written model.safetensors
     if t.run.weights.is_file():
         state, _ = t.run.read_weights()
@@ -56,9 +56,10 @@ def test(t: Trainer) -> dict[str, float]:
     model = t.net if t.probe else t.model
     cl = is_conv_net(model)
     model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+    precision = infer_precision(t.cfg.test_precision, t.device)
     with t.clock("eval"):
         metrics = evaluate(model, t.loader("test", t.size_at(t.cfg.epochs - 1)), t.task, t.device,
-                           "fp32", cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)  # fmt: skip
+                           precision, cl, t.dist, tta=t.cfg.test_tta, mirror=t.aug.mirror_share > 0)  # fmt: skip
     if t.dist.is_main:
         tta = {"tta": t.cfg.test_tta} if t.cfg.test_tta != "none" else {}
         t.run.write_json(t.run.test_metrics, {**metrics, **tta})
