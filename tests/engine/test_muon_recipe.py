@@ -209,6 +209,7 @@ def test_the_muon_preset_is_airbench94_muons_recipe() -> None:
     assert p["batch_size"] == BATCH and p["epochs"] == 8 and p["optim"]["lookahead_ema"] == 0
     assert p["aug"]["alt_flip"] and p["aug"]["pad_crop"] == 2 and p["aug"]["pad_mode"] == "reflect"
     assert p["task"]["label_smoothing"] == 0.2 and p["test_tta"] == "flip-shift" and p["keep"] == "last"
+    assert p["precision"] == p["test_precision"] == "bf16-if-native"  # trained and tested as airbench's
     assert (
         p["sched"]["schedule"] == "linear"
         and p["sched"]["warmup_fraction"] == 0
