@@ -35,3 +35,16 @@ def test_an_old_run_evaluates_and_predicts_on_the_command_line(tmp_path: Path) -
     r = cli("predict", str(run), str(FIXTURES / "images" / "cifar" / "cat_0000.jpg"), "--format", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["label"] in [str(i) for i in range(10)]
+
+
+def test_a_weights_file_naming_an_unknown_test_precision_is_refused_by_name() -> None:
+    import pytest
+
+    from imgcls.run import RunFolderError, RunMeta
+
+    meta = RunMeta("lenet5", 10, [str(i) for i in range(10)], "multiclass", {}).to_metadata()
+    assert RunMeta.from_metadata(meta).test_precision == "fp32"
+    absent = {k: v for k, v in meta.items() if k != "test_precision"}
+    assert RunMeta.from_metadata(absent).test_precision == "fp32"  # written before the field: fp32
+    with pytest.raises(RunFolderError, match="test_precision 'fp8' is not one of fp32, bf16-if-native"):
+        RunMeta.from_metadata({**meta, "test_precision": "fp8"}, where="w.safetensors")
