@@ -32,6 +32,7 @@ CHANNELS_LAST_TEST = (
     "tests/test_predict.py::test_the_test_pass_and_the_predictor_run_a_conv_net_in_channels_last"
 )
 BF16_TEST = "tests/test_predict.py::test_a_run_tested_in_bf16_if_native_is_evaluated_and_predicted_in_bf16"
+PRECISION_OPTION = "tests/test_predict.py::test_precision_overrides_what_the_run_was_tested_in"
 BALANCED = (
     "tests/engine/test_trainer.py::test_class_weights_and_the_balanced_sampler_are_inverse_class_frequencies"
 )
@@ -269,6 +270,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        with autocast(self.device, self.precision):",
         '        with autocast(self.device, "fp32"):',
         [BF16_TEST],
+    ),
+    "precision-option-ignored": (
+        "predict.py",
+        "infer_precision(precision or meta.test_precision, device)",
+        "infer_precision(meta.test_precision, device)",
+        [PRECISION_OPTION],
     ),
     "wrapper-groups-copied": (
         "engine/optim.py",

@@ -143,7 +143,10 @@ def test_cli_eval_prints_and_writes_the_metrics(mnist_run: Path, tmp_path: Path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     test = json.loads((mnist_run / "test_metrics.json").read_text())
     assert metrics["images"] == 10_000 and abs(metrics["accuracy"] - test["acc"]) < 1e-9
-    assert f"accuracy {metrics['accuracy']:.4f}" in r.stdout and "[test, 10000 images, tta none]" in r.stdout
+    assert (
+        f"accuracy {metrics['accuracy']:.4f}" in r.stdout
+        and "[test, 10000 images, tta none, fp32]" in r.stdout
+    )
     assert f"written: {tmp_path}/metrics.json, {tmp_path}/report.html" in r.stdout
     assert (tmp_path / "report.html").stat().st_size > 10_000
 
@@ -335,3 +338,47 @@ def test_a_run_tested_in_bf16_if_native_is_evaluated_and_predicted_in_bf16(
     in_fp32 = evaluate_run(run, split="test", out=tmp_path / "fp32", report=False, progress=False)
     scale = np.abs(in_fp32.logits).max()
     assert np.abs(in_fp32.logits - in_bf16.logits).max() > 1e-3 * scale  # bf16 keeps ~3 significant digits
+
+
+def test_precision_overrides_what_the_run_was_tested_in(
+    mnist_run: Path,
+    digits: tuple[Path, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--precision`` (``imgcls.load(run, precision=...)``): eval and predict of a run tested in fp32 run in
+    bf16 where it is native (here made so) when asked, in fp32 where it is not, and say what ran; the
+    default stays the run's own; a name that is not known is refused by name."""
+    from imgcls import amp
+    from imgcls.cli import main
+
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: True)
+    data = f"mnist:{ROOT / 'tests' / 'fixtures' / 'mnist'}"
+    fp32 = evaluate_run(
+        mnist_run, data=data, split="test", out=tmp_path / "fp32", report=False, progress=False
+    )
+    bf16 = evaluate_run(mnist_run, data=data, split="test", out=tmp_path / "bf16", report=False, progress=False,
+                        precision="bf16-if-native")  # fmt: skip
+    assert fp32.metrics["inference_precision"] == "fp32"  # the run's own: its test pass ran in fp32
+    assert json.loads((tmp_path / "bf16" / "metrics.json").read_text())["inference_precision"] == "bf16"
+    scale = np.abs(fp32.logits).max()
+    assert 1e-3 * scale < np.abs(bf16.logits - fp32.logits).max() < 0.1 * scale  # bf16: ~3 digits, same model
+
+    assert main(["eval", str(mnist_run), "--data", data, "--out", str(tmp_path / "cli"), "--no-report",
+                 "--no-progress", "--precision", "bf16-if-native"]) == 0  # fmt: skip
+    assert "[test, 64 images, tta none, bf16]" in capsys.readouterr().out
+    files = [str(digits[0] / f"{i:04d}.png") for i in range(8)]
+    assert main(["predict", str(mnist_run), *files, "--format", "json", "--precision", "bf16-if-native"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    in_bf16 = imgcls.load(mnist_run, precision="bf16-if-native")
+    assert in_bf16.precision == "bf16" and printed == json.loads(
+        json.dumps([p.as_dict() for p in in_bf16.predict(files)])
+    )
+
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: False)  # bf16 not native: fp32
+    assert imgcls.load(mnist_run, precision="bf16-if-native").precision == "fp32"
+    with pytest.raises(
+        ConfigError, match="an inference precision is one of fp32, bf16-if-native, got 'bf16'"
+    ):
+        imgcls.load(mnist_run, precision="bf16")

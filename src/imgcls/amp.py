@@ -7,6 +7,8 @@ import contextlib
 
 import torch
 
+from .errors import ConfigError
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-if-native")
 # bf16-if-native: what a recipe names when it knows its net trains faster in bf16 wherever bf16 is
 # native (airbench94 at batch 2,000: 2x on an AVX-512 BF16 EPYC) and still runs elsewhere: bf16 there,
@@ -31,7 +33,7 @@ def infer_precision(name: str, device: torch.device) -> str:
     """The autocast precision of inference named ``name`` (``INFER_PRECISIONS``) on ``device``:
     bf16-if-native is bf16 where the device computes it natively, fp32 elsewhere."""
     if name not in INFER_PRECISIONS:
-        raise ValueError(f"an inference precision is one of {', '.join(INFER_PRECISIONS)}, got {name!r}")
+        raise ConfigError(f"an inference precision is one of {', '.join(INFER_PRECISIONS)}, got {name!r}")
     return "bf16" if name == "bf16-if-native" and native_bf16(device) else "fp32"
 
 

@@ -129,9 +129,12 @@ def evaluate_run(
     out: str | Path | None = None,
     report: bool = True,
     progress: bool = True,
+    precision: str | None = None,
 ) -> EvalResult:
+    """``precision``: what the forward passes run in (``amp.INFER_PRECISIONS``); None: what the run's own
+    test pass ran in. The metrics name the precision used, fp32 or bf16 (``inference_precision``)."""
     run = Path(run)
-    clf = load(run)
+    clf = load(run, precision=precision)
     folder = RunFolder.of(run)
     data = data or folder.trained_on()
     if not data:
@@ -148,7 +151,7 @@ def evaluate_run(
     split, items, names, targets = split_items(data, split, folder.root, clf.classes)
     probs, logits = predict_all(clf, items, tta, batch_size, progress)
     metrics = task_metrics(clf, probs, targets)
-    metrics.update(data=data, split=split, tta=tta, images=len(items), temperature=clf.temperature,
+    metrics.update(data=data, split=split, tta=tta, inference_precision=clf.precision, images=len(items), temperature=clf.temperature,
                    model=clf.meta.model if clf.meta else None, task=clf.task.kind, classes=clf.classes)  # fmt: skip
     result = EvalResult(metrics, probs, logits, targets, items, names)
     out = Path(out) if out else folder.root

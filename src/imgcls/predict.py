@@ -243,16 +243,22 @@ def _name(source: Any, i: int) -> str:
     return f"<{type(source).__name__} {i}>"
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+def load(path: str | Path, device: str | torch.device = "cpu", precision: str | None = None) -> Predictor:
     """A trained model from a run folder (its ``model.safetensors``) or from the weights file itself;
     or a pretrained one by catalogue name (``resnet50``, ``resnet50.tv_in1k``, ``timm:TAG``) with its
-    classes (ImageNet's) and its own preprocessing."""
+    classes (ImageNet's) and its own preprocessing. ``precision`` (``amp.INFER_PRECISIONS``) is what its
+    forward passes run in; None: what the run's own test pass ran in (its weights say; fp32 for a
+    pretrained model)."""
     from .pretrained import is_weight_name
     from .run import RunFolder
     from .transfer import create_model
 
+    if precision is not None:
+        infer_precision(precision, torch.device("cpu"))  # a name that is not known is refused up front
     if not Path(path).exists() and is_weight_name(str(path)):
-        return _load_pretrained(str(path), torch.device(device))
+        clf = _load_pretrained(str(path), torch.device(device))
+        clf.precision = infer_precision(precision or "fp32", clf.device)
+        return clf
     path = Path(path)
     run = RunFolder.of(path)
     state, meta = run.read_weights(path if path.is_file() else None)
@@ -263,7 +269,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     model.to(device).eval()
     task = Task(meta.task, len(meta.classes), threshold=float(meta.threshold))
     return Predictor(model, list(meta.classes), task, pre, meta, meta.temperature, meta.hflip > 0,
-                     meta.pad_crop or None, device, infer_precision(meta.test_precision, device))  # fmt: skip
+                     meta.pad_crop or None, device, infer_precision(precision or meta.test_precision, device))  # fmt: skip
 
 
 def _load_pretrained(spec: str, device: torch.device) -> Predictor:

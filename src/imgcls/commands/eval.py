@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import at_least
-from .options import add_tta_option, number
+from .options import add_precision_option, add_tta_option, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data source (default: the one the run trained on)")
     p.add_argument("--split", help="train | val | test (default: test if the data has one, else val)")
     add_tta_option(p)
+    add_precision_option(p)
     p.add_argument(
         "--calibrate", action="store_true", help="fit temperature scaling on val; saved as calibration.json"
     )
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_run
 
     result = evaluate_run(args.run, args.data, args.split, args.tta, args.calibrate, args.batch_size, args.out,
-                          report=not args.no_report, progress=not args.no_progress)  # fmt: skip
+                          report=not args.no_report, progress=not args.no_progress, precision=args.precision)  # fmt: skip
     m = result.metrics
     keys = (
         "accuracy",
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         "loss",
     )
     shown = "  ".join(f"{k} {m[k]:.4f}" for k in keys if m.get(k) is not None)
-    print(f"{m['model']} on {m['data']} [{m['split']}, {m['images']} images, tta {m['tta']}]: {shown}")
+    print(
+        f"{m['model']} on {m['data']} [{m['split']}, {m['images']} images, tta {m['tta']}, {m['inference_precision']}]: {shown}"
+    )
     from ..run import RunFolder
 
     run, out = RunFolder.of(args.run), Path(args.out) if args.out else None

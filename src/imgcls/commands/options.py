@@ -163,3 +163,14 @@ def add_tta_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", choices=TTA, default="none",
                    help="test-time views: none | flip | flip-shift (the logits averaged, as training's --test-tta) | "
                    "ten_crop | multiscale (the probabilities averaged); mirrors only for a model trained with them")  # fmt: skip
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    """``--precision``: what inference of a trained run runs in (``amp.INFER_PRECISIONS``), by default what
+    the run's own test pass ran in, so that eval and predict give the figure the run recorded."""
+    from ..amp import INFER_PRECISIONS
+
+    p.add_argument("--precision", choices=INFER_PRECISIONS,
+                   help="the forward passes' precision: fp32, or bf16-if-native (bf16 autocast where this device "
+                   "computes bf16 natively, fp32 elsewhere); default: what the run's test pass ran in, as its "
+                   "weights record (--test-precision)")  # fmt: skip

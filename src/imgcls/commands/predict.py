@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..config import at_least, share
-from .options import add_tta_option, expand_images, number
+from .options import add_precision_option, add_tta_option, expand_images, number
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="decision threshold for binary / multi-label (default: the run's)",
     )
     add_tta_option(p)
+    add_precision_option(p)
     p.add_argument("--batch-size", type=number(int, at_least(1)), default=64)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..predict import load, to_csv
     from ..progress import track
 
-    clf = load(args.run)
+    clf = load(args.run, precision=args.precision)
     if args.threshold is not None:
         clf.task.threshold = args.threshold
     files = expand_images(args.images)
